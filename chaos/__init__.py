@@ -1,0 +1,1 @@
+"""pytest-chaos: failure-mode experiments as pytest tests."""

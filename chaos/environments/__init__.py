@@ -1,0 +1,1 @@
+"""Environments the experiments run against: local processes (default) or Docker Compose."""

@@ -1,0 +1,1 @@
+"""Reporting: journal, terminal summary (Allure and HTML come with the reporting issue)."""

@@ -1,0 +1,1 @@
+"""Root conftest: nothing global; the chaos plugin is loaded through its pytest11 entry point."""

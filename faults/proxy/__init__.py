@@ -1,0 +1,1 @@
+"""The built-in Toxiproxy-compatible proxy (stdlib only)."""

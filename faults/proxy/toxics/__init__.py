@@ -1,0 +1,1 @@
+"""One module per toxic; each registers in faults.proxy.toxics.registry."""

@@ -1,0 +1,1 @@
+"""Reconcilers: return the environment to its declared state, sweep leftovers."""
