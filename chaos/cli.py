@@ -1,0 +1,135 @@
+"""The `chaos` command: run a game day, sweep leftovers, serve the proxy, summarise a journal."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from chaos.errors import ChaosError
+from chaos.ledger import default_state_dir
+
+DEFAULT_CATALOG = Path("examples/shop/chaos.yaml")
+DEFAULT_SUITE = Path("experiments")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["proxy"]:  # the proxy owns its own options
+        from faults.proxy.cli import main as proxy_main
+
+        return proxy_main(argv[1:])
+    parser = _parser()
+    args, rest = parser.parse_known_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    if rest and args.command != "run":
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    try:
+        return int(args.handler(args, rest))
+    except ChaosError as err:
+        print(f"chaos {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="chaos", description=__doc__)
+    sub = parser.add_subparsers(dest="command")
+
+    run = sub.add_parser(
+        "run",
+        help="run a game-day suite with pytest and write the reports",
+        description="Extra arguments are passed to pytest.",
+    )
+    run.add_argument("--catalog", type=Path, default=DEFAULT_CATALOG, help="catalog (chaos.yaml)")
+    run.add_argument("--suite", type=Path, default=DEFAULT_SUITE, help="experiments directory")
+    run.add_argument(
+        "--env", choices=("local", "compose"), default="local", help="environment kind"
+    )
+    run.add_argument(
+        "--results", type=Path, default=Path("chaos-results"), help="reports directory"
+    )
+    run.add_argument("--seed", help="replay a run with this seed")
+    run.set_defaults(handler=_run)
+
+    clean = sub.add_parser("clean", help="revert every fault and resource left by dead runs")
+    clean.add_argument("--state-dir", type=Path, default=None, help="ledger directory to sweep")
+    clean.add_argument(
+        "--all",
+        action="store_true",
+        help="also revert runs whose owner still runs (only when you know it hangs)",
+    )
+    clean.set_defaults(handler=_clean)
+
+    sub.add_parser(
+        "proxy",
+        help="serve the built-in Toxiproxy-compatible proxy "
+        "(chaos proxy --listen 127.0.0.1:8474 [--config proxies.json])",
+    )
+
+    report = sub.add_parser("report", help="print the failure-mode summary of a journal")
+    report.add_argument("journal", type=Path, nargs="?", default=Path("chaos-results/journal.json"))
+    report.set_defaults(handler=_report)
+    return parser
+
+
+def _run(args: argparse.Namespace, pytest_args: list[str]) -> int:
+    if not args.catalog.is_file():
+        raise ChaosError(f"--catalog {args.catalog}: no such file (run from the project root?)")
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        str(args.suite),
+        f"--chaos-catalog={args.catalog}",
+        f"--chaos-env={args.env}",
+        f"--chaos-results={args.results}",
+        "-v",
+        *(["--chaos-seed", args.seed] if args.seed else []),
+        *pytest_args,
+    ]
+    print("chaos run:", " ".join(command), flush=True)
+    code = subprocess.call(command)
+    journal = args.results / "journal.json"
+    print(f"\nreports: {journal.resolve() if journal.exists() else '(no journal written)'}")
+    # The game day's job is to measure: degraded / not-recovered outcomes are findings, not a crash.
+    return 0 if code in (0, 1) and journal.exists() else (code or 1)
+
+
+def _clean(args: argparse.Namespace, _rest: list[str]) -> int:
+    from reconcilers.sweeper import sweep
+
+    state_dir = args.state_dir or default_state_dir()
+    report = sweep(state_dir, include_live=args.all)
+    for line in report.lines():
+        print(line)
+    if not report.reverted and not report.failed:
+        print(f"nothing to clean in {state_dir}")
+    return 0 if report.ok else 1
+
+
+def _report(args: argparse.Namespace, _rest: list[str]) -> int:
+    from chaos.report.journal import load_journal
+    from chaos.report.tables import render_table
+
+    data = load_journal(args.journal)
+    rows = [
+        [
+            ", ".join(e.get("services", [])) or "-",
+            e.get("failure_mode") or "(no fault)",
+            e.get("outcome", "?"),
+            str(e.get("ttr")),
+            e.get("name", ""),
+        ]
+        for e in data["experiments"]
+    ]
+    print(f"run {data['run_id']} (seed {data.get('seed')}): {len(rows)} experiments")
+    print(render_table(["service", "failure mode", "outcome", "TTR s", "experiment"], rows))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""Per-run state shared by all experiments: settings, ledger, catalog, the environment, the journal.
+
+Works without pytest (the plugin keeps one in config.stash); the environment starts lazily on the
+first experiment and stops once at the end of the run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from chaos.catalog import Catalog, load_catalog
+from chaos.errors import ConfigError, EnvironmentFailure
+from chaos.experiment import Experiment, ExperimentListener, ExperimentSettings
+from chaos.ledger import Ledger
+from chaos.record import ExperimentRecord
+from chaos.report.journal import Journal
+from chaos.settings import ChaosSettings
+from faults.registry import FAULT_KINDS
+from reconcilers.sweeper import SweepReport, sweep
+
+if TYPE_CHECKING:
+    from chaos.environments.base import Environment
+
+
+class ChaosSession:
+    """Everything one run of experiments shares."""
+
+    def __init__(self, settings: ChaosSettings) -> None:
+        self.settings = settings
+        self.ledger = Ledger(settings.state_dir)
+        self.run_id = self.ledger.run_id
+        self.records: list[ExperimentRecord] = []
+        self.sweep_report: SweepReport | None = None
+        self.journal_path: Path | None = None
+        self._catalog: Catalog | None = None
+        self._env: Environment | None = None
+        self._env_error: BaseException | None = None
+
+    def start(self) -> None:
+        """Sweep what dead runs left behind, then open this run's ledger."""
+        self.sweep_report = sweep(self.settings.state_dir)
+        self.ledger.open()
+
+    def catalog(self) -> Catalog:
+        if self._catalog is None:
+            if self.settings.catalog is None:
+                raise ConfigError(
+                    "no catalog: pass --chaos-catalog path/to/chaos.yaml "
+                    "(or set CHAOS_CATALOG, or chaos_catalog in the ini file)"
+                )
+            self._catalog = load_catalog(self.settings.catalog, fault_kinds=FAULT_KINDS)
+        return self._catalog
+
+    def environment(self) -> Environment:
+        """The running environment, started on first use; a failed start is re-raised quickly."""
+        if self._env_error is not None:
+            raise EnvironmentFailure(f"the environment failed to start earlier: {self._env_error}")
+        if self._env is None:
+            try:
+                env = self._build_environment(self.catalog())
+                env.start()
+            except BaseException as err:
+                self._env_error = err
+                raise
+            self._env = env
+        return self._env
+
+    def _build_environment(self, catalog: Catalog) -> Environment:
+        if self.settings.env == "local":
+            from chaos.environments.local import LocalEnvironment
+
+            return LocalEnvironment.from_catalog(
+                catalog,
+                run_id=self.run_id,
+                state_dir=self.settings.state_dir / "runs" / self.run_id,
+                tracker=self.ledger,
+                proxy_url=self.settings.proxy_url,
+            )
+        raise ConfigError(
+            f"--chaos-env {self.settings.env}: this build of pytest-chaos has no "
+            f"{self.settings.env} environment yet; use --chaos-env local"
+        )
+
+    def experiment(
+        self,
+        name: str,
+        overrides: Mapping[str, Any],
+        listener: ExperimentListener | None = None,
+    ) -> Experiment:
+        """A new experiment on a reconciled environment (the repairs made are recorded)."""
+        env = self.environment()
+        repairs = env.reconcile()
+        settings = ExperimentSettings(
+            rto=overrides.get("rto"),
+            baseline=overrides.get("baseline", self.settings.baseline),
+            seed=self.settings.seed,
+        )
+        return Experiment(
+            env, self.ledger, name=name, settings=settings, listener=listener, repairs=repairs
+        )
+
+    def add(self, record: ExperimentRecord) -> None:
+        self.records.append(record)
+
+    def close(self) -> None:
+        """Stop the environment, write the journal, close the ledger (in that order)."""
+        try:
+            if self._env is not None:
+                self._env.stop()
+        finally:
+            self._env = None
+            if self.records:
+                self.journal_path = self._journal().write(self.settings.results)
+            self.ledger.close()
+
+    def _journal(self) -> Journal:
+        return Journal(
+            run_id=self.run_id,
+            seed=self.settings.seed,
+            catalog=None if self.settings.catalog is None else str(self.settings.catalog),
+            environment={"kind": self.settings.env, "proxy": self.settings.proxy_url or "built-in"},
+            experiments=list(self.records),
+        )
