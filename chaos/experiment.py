@@ -93,6 +93,21 @@ class Experiment:
     def phase(self) -> Phase:
         return self._machine.phase
 
+    @property
+    def window(self) -> Window:
+        """The fault window: first fault applied → last fault reverted (or now, while active)."""
+        return self._window()
+
+    @property
+    def fault_ended_at(self) -> float | None:
+        """When the faults stopped acting (revert, or the moment of an instant fault): TTR starts here."""
+        return self._fault_end
+
+    @property
+    def samples(self) -> dict[str, list[Any]]:
+        """Every sample recorded so far, per journey."""
+        return {name: self._samples(name) for name in self.env.catalog.journeys}
+
     def baseline(self, duration: str | float | None = None) -> None:
         """Start the customers and check the steady-state hypothesis before any fault."""
         seconds = self.settings.baseline if duration is None else parse_duration(duration)
@@ -233,7 +248,7 @@ class Experiment:
         plan.apply()
         info["applied"] = self._clock()
         self._window_start = self._window_start or started
-        if plan.recipe.action == "none":  # an event such as a crash: its fault ends as it happens
+        if plan.instant:  # an event such as a crash: the fault ends as it happens
             self._fault_end = info["applied"]
         self._note("inject", describe(fault), info["applied"] - started)
 

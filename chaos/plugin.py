@@ -1,1 +1,145 @@
-"""pytest wiring for pytest-chaos (hooks, options, markers, fixtures); logic lives in the classes it calls."""
+"""pytest wiring for pytest-chaos: options, marker, fixtures and hooks; the logic lives in the classes it calls."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from chaos.environments.base import Environment
+from chaos.experiment import Experiment
+from chaos.report.terminal import summary
+from chaos.session import ChaosSession
+from chaos.settings import OPTIONS, marker_overrides, resolve_settings
+from chaos.signals import OrderlyStop
+from chaos.units import format_duration
+
+SESSION_KEY = pytest.StashKey[ChaosSession]()
+STOP_KEY = pytest.StashKey[OrderlyStop]()
+EXPERIMENT_KEY = pytest.StashKey[Experiment]()
+
+MARKER_HELP = (
+    "chaos(rto=None, baseline=None): a failure experiment. rto: recovery objective such as '15s' "
+    "(default: the catalog's RTO of the faulted service); baseline: steady-state sampling time "
+    "before the first fault (default --chaos-baseline)."
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("chaos", "failure-mode experiments (pytest-chaos)")
+    for opt in OPTIONS:
+        group.addoption(opt.flag, dest=f"chaos_{opt.name}", default=None, help=opt.help)
+        parser.addini(f"chaos_{opt.name}", help=opt.help, default=None)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", MARKER_HELP)
+    if hasattr(config, "workerinput"):  # pragma: no cover - xdist workers share nothing here
+        pass
+    settings = resolve_settings(
+        {opt.name: config.getoption(f"chaos_{opt.name}") for opt in OPTIONS},
+        config.getini,
+        rootdir=Path(config.rootpath),
+    )
+    config.stash[SESSION_KEY] = ChaosSession(settings)
+    stop = OrderlyStop()
+    stop.install()
+    config.stash[STOP_KEY] = stop
+    config.add_cleanup(stop.uninstall)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[SESSION_KEY].start()
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    chaos = config.stash[SESSION_KEY]
+    s = chaos.settings
+    lines = [
+        f"chaos: run {chaos.run_id}, env {s.env}, seed {s.seed}, "
+        f"catalog {s.catalog or '-'}, results {s.results}"
+    ]
+    if chaos.sweep_report is not None:
+        lines += [f"chaos clean-up of earlier runs: {line}" for line in chaos.sweep_report.lines()]
+    return lines
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "experiment" in getattr(item, "fixturenames", ()) and not item.get_closest_marker("chaos"):
+            item.add_marker(pytest.mark.chaos)
+
+
+class _PhaseLines:
+    """Prints `[inject latency orders -> payments] 3ms` lines under the test with -v."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self._reporter = config.pluginmanager.get_plugin("terminalreporter")
+        self._enabled = config.get_verbosity() > 0 and self._reporter is not None
+
+    def phase(self, name: str, detail: str, seconds: float) -> None:
+        if self._enabled:
+            label = f"{name} {detail}".strip()
+            self._reporter.write_line(f"    [{label}] {format_duration(seconds)}")
+
+
+@pytest.fixture(scope="session")
+def chaos_environment(pytestconfig: pytest.Config) -> Environment:
+    """The running environment of this session (started on first use, stopped at the end)."""
+    return pytestconfig.stash[SESSION_KEY].environment()
+
+
+@pytest.fixture
+def experiment(request: pytest.FixtureRequest) -> Iterator[Experiment]:
+    """A failure experiment whose steady state was verified during setup.
+
+    The baseline runs here, in setup, so a system that is unhealthy before any fault makes the
+    test an *error* (the experiment is broken), never a failure.
+    """
+    chaos = request.config.stash[SESSION_KEY]
+    marker = request.node.get_closest_marker("chaos")
+    overrides = marker_overrides(marker.kwargs, request.node.nodeid) if marker else {}
+    exp = chaos.experiment(request.node.nodeid, overrides, _PhaseLines(request.config))
+    request.node.stash[EXPERIMENT_KEY] = exp
+    try:
+        exp.baseline()
+        yield exp
+    except BaseException as err:
+        if exp.record is None:
+            exp.finish(test_id=request.node.nodeid, error=err)
+        raise
+    finally:
+        if exp.record is None:  # the call phase never reached finish
+            exp.finish(test_id=request.node.nodeid, error=RuntimeError("test did not complete"))
+        chaos.add(exp.record)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """Finish the experiment inside the call phase, so a failed recovery fails the test."""
+    try:
+        result = yield
+    except BaseException as err:
+        exp = item.stash.get(EXPERIMENT_KEY, None)
+        if exp is not None and exp.record is None:
+            exp.finish(test_id=item.nodeid, error=err)
+        raise
+    exp = item.stash.get(EXPERIMENT_KEY, None)
+    if exp is not None:
+        exp.finish(test_id=item.nodeid)
+    return result
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    session.config.stash[SESSION_KEY].close()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    chaos = terminalreporter.config.stash[SESSION_KEY]
+    if not chaos.records:
+        return
+    terminalreporter.write_sep("=", "chaos: failure modes and customer impact")
+    terminalreporter.write_line(summary(chaos.records))
+    if chaos.journal_path is not None:
+        terminalreporter.write_line(f"journal: {chaos.journal_path}")

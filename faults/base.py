@@ -48,6 +48,7 @@ class Injection:
     recipe: Recipe
     apply: Callable[[], None]
     revert: Callable[[], None]
+    instant: bool = False  # an event (a crash): the fault ends when applied, TTR counts from then
 
 
 @runtime_checkable
