@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from chaos.errors import LedgerError
+from chaos.procfs import process_alive, process_start_ticks
 from faults.base import Recipe
 
 STATE_DIR_ENV = "CHAOS_STATE_DIR"
@@ -30,28 +31,6 @@ def default_state_dir() -> Path:
         return Path(os.environ[STATE_DIR_ENV])
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(base) / "pytest-chaos"
-
-
-def process_start_ticks(pid: int) -> int | None:
-    """Start time of `pid` in clock ticks since boot (field 22 of /proc/pid/stat), None if gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # The command name (field 2) may contain spaces and parentheses: split after the last ')'.
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return int(fields[19])
-
-
-def process_alive(pid: int, start_ticks: int | None) -> bool:
-    """True when `pid` runs and is the same process that was recorded (not a reused pid)."""
-    current = process_start_ticks(pid)
-    if current is None:
-        return False
-    if start_ticks is not None and current != start_ticks:
-        return False
-    status = Path(f"/proc/{pid}/status").read_text() if Path(f"/proc/{pid}/status").exists() else ""
-    return "State:\tZ" not in status
 
 
 def new_run_id() -> str:

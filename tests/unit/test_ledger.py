@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from chaos.errors import LedgerError
-from chaos.ledger import Ledger, ledger_files, process_alive, process_start_ticks, read_ledger
+from chaos.ledger import Ledger, ledger_files, read_ledger
+from chaos.procfs import process_alive, process_start_ticks
 from faults.base import Recipe
 
 
@@ -85,14 +86,20 @@ def test_owner_liveness_uses_pid_and_start_time(tmp_path: Path) -> None:
     assert not dead.owner_alive()
     me = os.getpid()
     assert process_alive(me, process_start_ticks(me))
-    assert not process_alive(me, (process_start_ticks(me) or 0) + 1), "a reused pid is not the owner"
+    assert not process_alive(me, (process_start_ticks(me) or 0) + 1), (
+        "a reused pid is not the owner"
+    )
 
 
 def test_records_are_json_lines_with_the_recipe(tmp_path: Path) -> None:
     with Ledger(tmp_path, run_id="r4") as ledger:
-        entry = ledger.acquire("t", Recipe("proxy.enable", {"api": "http://127.0.0.1:1", "proxy": "p"}))
+        entry = ledger.acquire(
+            "t", Recipe("proxy.enable", {"api": "http://127.0.0.1:1", "proxy": "p"})
+        )
         records = [json.loads(line) for line in ledger.path.read_text().splitlines()]
         assert records[0]["op"] == "run"
-        assert records[1]["recipe"] == {"action": "proxy.enable",
-                                        "args": {"api": "http://127.0.0.1:1", "proxy": "p"}}
+        assert records[1]["recipe"] == {
+            "action": "proxy.enable",
+            "args": {"api": "http://127.0.0.1:1", "proxy": "p"},
+        }
         ledger.release(entry)
