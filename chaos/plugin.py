@@ -9,7 +9,7 @@ import pytest
 
 from chaos.environments.base import Environment
 from chaos.experiment import Experiment
-from chaos.report.terminal import summary
+from chaos.report.terminal import coverage_lines, summary
 from chaos.session import ChaosSession
 from chaos.settings import OPTIONS, marker_overrides, resolve_settings
 from chaos.signals import OrderlyStop
@@ -25,6 +25,12 @@ MARKER_HELP = (
     "before the first fault (default --chaos-baseline)."
 )
 
+MATRIX_HELP = (
+    "chaos_matrix(tier=None, kinds=None): parametrize the `failure_mode` argument with every failure "
+    "mode the catalog requires (of one tier / some fault kinds); build its fault with "
+    "failure_mode.fault(**params)."
+)
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("chaos", "failure-mode experiments (pytest-chaos)")
@@ -35,8 +41,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
-    if hasattr(config, "workerinput"):  # pragma: no cover - xdist workers share nothing here
-        pass
+    config.addinivalue_line("markers", MATRIX_HELP)
     settings = resolve_settings(
         {opt.name: config.getoption(f"chaos_{opt.name}") for opt in OPTIONS},
         config.getini,
@@ -69,6 +74,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "experiment" in getattr(item, "fixturenames", ()) and not item.get_closest_marker("chaos"):
             item.add_marker(pytest.mark.chaos)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "failure_mode" not in metafunc.fixturenames:
+        return
+    marker = metafunc.definition.get_closest_marker("chaos_matrix")
+    modes = metafunc.config.stash[SESSION_KEY].matrix(**(marker.kwargs if marker else {}))
+    metafunc.parametrize("failure_mode", modes, ids=[mode.id for mode in modes])
 
 
 class _PhaseLines:
@@ -141,5 +154,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         return
     terminalreporter.write_sep("=", "chaos: failure modes and customer impact")
     terminalreporter.write_line(summary(chaos.records))
+    for line in coverage_lines(chaos.coverage()):
+        terminalreporter.write_line(line)
     if chaos.journal_path is not None:
         terminalreporter.write_line(f"journal: {chaos.journal_path}")

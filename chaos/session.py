@@ -11,13 +11,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from chaos.catalog import Catalog, load_catalog
+from chaos.coverage import Coverage, FailureMode, coverage, required_modes
 from chaos.errors import ConfigError, EnvironmentFailure
 from chaos.experiment import Experiment, ExperimentListener, ExperimentSettings
 from chaos.ledger import Ledger
 from chaos.record import ExperimentRecord
 from chaos.report.journal import Journal
 from chaos.settings import ChaosSettings
-from faults.registry import FAULT_KINDS
+from faults.registry import EDGE_KINDS, FAULT_KINDS
 from reconcilers.sweeper import SweepReport, sweep
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ class ChaosSession:
         self._catalog: Catalog | None = None
         self._env: Environment | None = None
         self._env_error: BaseException | None = None
+        self._env_facts: dict[str, str] = {"kind": settings.env}
 
     def start(self) -> None:
         """Sweep what dead runs left behind, then open this run's ledger."""
@@ -65,6 +67,7 @@ class ChaosSession:
                 self._env_error = err
                 raise
             self._env = env
+            self._env_facts = env.describe()
         return self._env
 
     def _build_environment(self, catalog: Catalog) -> Environment:
@@ -104,6 +107,24 @@ class ChaosSession:
     def add(self, record: ExperimentRecord) -> None:
         self.records.append(record)
 
+    def matrix(self, tier: int | None = None, kinds: list[str] | None = None) -> list[FailureMode]:
+        """The failure modes the catalog requires (optionally of one tier / some kinds)."""
+        if tier is not None and tier not in (1, 2, 3, 4):
+            raise ConfigError(f"@pytest.mark.chaos_matrix(tier={tier!r}): tier must be 1, 2, 3 or 4")
+        unknown = sorted(set(kinds or ()) - set(FAULT_KINDS))
+        if unknown:
+            raise ConfigError(
+                f"@pytest.mark.chaos_matrix(kinds=...): unknown fault kind(s) {', '.join(unknown)}; "
+                f"valid: {', '.join(sorted(FAULT_KINDS))}"
+            )
+        return required_modes(self.catalog(), EDGE_KINDS, tier=tier, kinds=kinds)
+
+    def coverage(self) -> Coverage | None:
+        """Required failure modes against what this run's experiments injected."""
+        if self._catalog is None:
+            return None
+        return coverage(required_modes(self._catalog, EDGE_KINDS), self.records)
+
     def close(self) -> None:
         """Stop the environment, write the journal, close the ledger (in that order)."""
         try:
@@ -120,6 +141,7 @@ class ChaosSession:
             run_id=self.run_id,
             seed=self.settings.seed,
             catalog=None if self.settings.catalog is None else str(self.settings.catalog),
-            environment={"kind": self.settings.env, "proxy": self.settings.proxy_url or "built-in"},
+            environment=self._env_facts,
             experiments=list(self.records),
+            coverage=self.coverage(),
         )

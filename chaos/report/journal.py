@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chaos.coverage import Coverage
 from chaos.errors import ChaosError
 from chaos.record import ExperimentRecord
 
@@ -28,6 +29,7 @@ class Journal:
     environment: Mapping[str, str] = field(default_factory=dict)
     started: float = field(default_factory=time.time)
     experiments: list[ExperimentRecord] = field(default_factory=list)
+    coverage: Coverage | None = None
 
     def add(self, record: ExperimentRecord) -> None:
         self.experiments.append(record)
@@ -43,6 +45,7 @@ class Journal:
             "started": self.started,
             "finished": time.time(),
             "experiments": [r.to_json() for r in self.experiments],
+            "coverage": None if self.coverage is None else coverage_json(self.coverage),
         }
 
     def write(self, results_dir: Path) -> Path:
@@ -54,6 +57,20 @@ class Journal:
         latest = results_dir / "journal.json"
         _atomic_write(latest, text)
         return latest
+
+
+def coverage_json(cov: Coverage) -> dict[str, Any]:
+    def mode(m: Any) -> dict[str, Any]:
+        return {"service": m.service, "kind": m.kind, "target": m.target, "tier": m.tier}
+
+    return {
+        "required": len(cov.covered) + len(cov.missing),
+        "ratio": round(cov.ratio, 4),
+        "covered": [
+            {**mode(m), "experiments": [r.test_id for r in recs]} for m, recs in cov.covered.items()
+        ],
+        "missing": [mode(m) for m in cov.missing],
+    }
 
 
 def _atomic_write(path: Path, text: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from chaos.coverage import Coverage
 from chaos.record import ExperimentRecord
 from chaos.report.tables import render_table
 from chaos.units import format_duration
@@ -35,3 +36,13 @@ HEADER = ["service", "failure mode", "outcome", "worst error rate", "affected", 
 def summary(records: Sequence[ExperimentRecord]) -> str:
     """The failure-mode table printed at the end of the session."""
     return render_table(HEADER, summary_rows(records))
+
+
+def coverage_lines(cov: Coverage | None) -> list[str]:
+    """One line of coverage, then one line per required mode no experiment covered."""
+    if cov is None:
+        return []
+    total = len(cov.covered) + len(cov.missing)
+    lines = [f"failure-mode coverage: {len(cov.covered)}/{total} required modes ({cov.ratio:.0%})"]
+    lines += [f"  missing: tier {m.tier} {m.service}: {m.kind} {m.target}" for m in cov.missing]
+    return lines

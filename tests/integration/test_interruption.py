@@ -86,7 +86,7 @@ def test_interrupted_runs_leave_nothing_behind(tmp_path: Path) -> None:
         if sig is signal.SIGKILL:
             subprocess.run([sys.executable, "-m", "chaos", "clean", f"--state-dir={state}"],
                            check=True, timeout=60, capture_output=True)
-        assert _wait_until(lambda: not _processes_with(token), 10), f"processes left after {where}"
+        assert _wait_until(lambda tag=token: not _processes_with(tag), 10), f"processes left after {where}"
         assert _open_entries(state) == [], f"ledger entries left open after {where}"
         if sig is not signal.SIGKILL:
             assert proc.returncode != 0, where
