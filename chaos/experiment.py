@@ -116,6 +116,15 @@ class Experiment:
             since = self._clock()
             self._probes.start()
             self._sleep(seconds)
+            # Slow journeys may not have two rounds of samples yet: allow a bounded margin.
+            wait_for_steady_state(
+                self._probes,
+                self._slos(),
+                since=since,
+                timeout=self._evidence_margin(),
+                poll=self._poll(),
+                clock=self._clock,
+            )
             verdicts = check_steady_state(self._probes, self._slos(), since=since)
         self._baseline = {name: _verdict_json(v) for name, v in verdicts.items()}
         broken = {name: v for name, v in verdicts.items() if not v.holds}
@@ -160,20 +169,26 @@ class Experiment:
         self._machine.advance(Event.RECOVER)
         assert self._fault_end is not None
         with self._timed("recover", f"rto {format_duration(limit)}"):
+            # Wait past the RTO by the evidence margin: recovery close to the RTO needs a few
+            # samples after it to be seen; the verdict is the measured TTR against the RTO.
             seen = wait_for_steady_state(
                 self._probes,
                 self._slos(),
                 since=self._fault_end,
-                timeout=max(0.0, limit - (self._clock() - self._fault_end)),
+                timeout=max(
+                    0.0, limit + self._evidence_margin() - (self._clock() - self._fault_end)
+                ),
                 poll=self._poll(),
                 clock=self._clock,
             )
-        self._recovered = seen is not None
-        self._ttr = self._measured_ttr() if self._recovered else None
+        self._ttr = self._measured_ttr() if seen is not None else None
+        self._recovered = self._ttr is not None and self._ttr <= limit
         if not self._recovered:
+            measured = "never" if self._ttr is None else f"only after {format_duration(self._ttr)}"
             raise NotRecovered(
                 f"{self.name}: steady state did not return within the RTO of "
-                f"{format_duration(limit)} after the fault ended\n{self._impact_text()}"
+                f"{format_duration(limit)} after the fault ended (it returned {measured})\n"
+                f"{self._impact_text()}"
             )
         return self._ttr or 0.0
 
@@ -314,6 +329,11 @@ class Experiment:
     def _slos(self) -> Mapping[str, Any]:
         return {name: j.slo for name, j in self.env.catalog.journeys.items()}
 
+    def _evidence_margin(self) -> float:
+        """Time for two rounds of every journey's customers: what a steady-state verdict needs."""
+        intervals = [j.interval + j.timeout for j in self.env.catalog.journeys.values()]
+        return max(0.5, 2 * max(intervals, default=0.5))
+
     def _poll(self) -> float:
         intervals = [j.interval for j in self.env.catalog.journeys.values()]
         return max(0.02, min(intervals, default=0.1))
@@ -327,15 +347,17 @@ class Experiment:
         return Window(start, end)
 
     def _journey_ttr(self, journey: str) -> float | None:
-        if self._fault_end is None or not self._recovered:
-            return None
+        if self._fault_end is None or self.phase in (Phase.INJECTED, Phase.REVERTED):
+            return None  # recovery not yet judged
         slo = self.env.catalog.journeys[journey].slo
         return time_to_recover(self._samples(journey), self._fault_end, slo)
 
     def _measured_ttr(self) -> float | None:
+        """The slowest journey's TTR; None when any journey has not recovered."""
         ttrs = [self._journey_ttr(name) for name in self.env.catalog.journeys]
-        known = [t for t in ttrs if t is not None]
-        return max(known) if known else 0.0
+        if any(t is None for t in ttrs):
+            return None
+        return max(ttrs, default=0.0)
 
     def _impact_text(self) -> str:
         return impact_table(self.impacts())

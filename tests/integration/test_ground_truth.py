@@ -87,7 +87,9 @@ def test_a_stop_of_exactly_two_seconds_has_ttr_within_one_interval_of_truth(runn
     work = record.impacts["work"]
     assert work.customers_affected == 4
     assert work.error_rate >= 0.95
-    assert set(work.error_kinds) == {"connection-refused"}
+    # refused while down; a request in flight at the moment of the stop is reset
+    assert set(work.error_kinds) <= {"connection-refused", "connection-reset"}
+    assert work.error_kinds.get("connection-refused", 0) >= work.errors - 4
     assert record.outcome is Outcome.DEGRADED
     assert record.faults[0].kind == "stop" and record.faults[0].reverted_at is not None
 
