@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from types import ModuleType
 from typing import Any
 
 from chaos.errors import FaultError, UnknownFaultKind
 from faults import network, outage, process
 from faults.base import Fault, Recipe
 
-_MODULES = (network, outage, process)
+_EDGE_MODULES: tuple[ModuleType, ...] = (
+    network,
+    outage,
+)  # kinds that act on edges (through a proxy)
+_SERVICE_MODULES: tuple[ModuleType, ...] = (process,)  # kinds that act on services
+_MODULES = (*_EDGE_MODULES, *_SERVICE_MODULES)
 
 FAULT_KINDS: Mapping[str, type[Fault]] = {
     kind.kind: kind for module in _MODULES for kind in module.KINDS
@@ -19,6 +25,8 @@ FAULT_KINDS: Mapping[str, type[Fault]] = {
 def _nothing() -> None:
     """The recipe of a fault that needs no revert (a crash heals itself or not at all)."""
 
+
+EDGE_KINDS: frozenset[str] = frozenset(k.kind for m in _EDGE_MODULES for k in m.KINDS)
 
 RECIPE_ACTIONS: Mapping[str, Callable[..., None]] = {
     "none": _nothing,
