@@ -60,7 +60,11 @@ class RevertError(ChaosError):
 
 
 class ProxyError(ChaosError):
-    """The proxy admin API refused a request or could not be reached."""
+    """The proxy admin API refused a request (`status` = its HTTP code) or could not be reached (None)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class LedgerError(ChaosError):
