@@ -23,14 +23,18 @@ INTERVAL = 0.1  # the journey's probe interval in the fixture catalog
 
 
 @pytest.fixture(scope="module")
-def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalEnvironment, Ledger, Path]]:
+def running(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[LocalEnvironment, Ledger, Path]]:
     state = tmp_path_factory.mktemp("state")
     ready_file = state / "ready"
     os.environ["READY_FILE"] = str(ready_file)  # inherited by the service: its real start time
     catalog = load_catalog(FIXTURES / "groundtruth" / "chaos.yaml")
     ledger = Ledger(state)
     ledger.open()
-    env = LocalEnvironment.from_catalog(catalog, run_id=ledger.run_id, state_dir=state / "run", tracker=ledger)
+    env = LocalEnvironment.from_catalog(
+        catalog, run_id=ledger.run_id, state_dir=state / "run", tracker=ledger
+    )
     try:
         env.start()
         yield env, ledger, ready_file

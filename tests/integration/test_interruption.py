@@ -67,26 +67,48 @@ def _wait_until(predicate, timeout: float) -> bool:
 def test_interrupted_runs_leave_nothing_behind(tmp_path: Path) -> None:
     (tmp_path / "test_inner.py").write_text(INNER)
     rng = random.Random(SEED)
-    plan = [(sig, rng.uniform(0.3, 3.0)) for sig in [signal.SIGINT, signal.SIGTERM, signal.SIGKILL] * (RUNS // 3)]
+    plan = [
+        (sig, rng.uniform(0.3, 3.0))
+        for sig in [signal.SIGINT, signal.SIGTERM, signal.SIGKILL] * (RUNS // 3)
+    ]
     rng.shuffle(plan)
     for number, (sig, delay) in enumerate(plan):
         token = f"chaos-interrupt-{uuid.uuid4().hex}"
         state = tmp_path / f"state{number}"
         env = {**os.environ, "CHAOS_TEST_TOKEN": token, "PYTHONPATH": str(Path.cwd())}
         proc = subprocess.Popen(
-            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path / "test_inner.py"),
-             f"--chaos-catalog={FIXTURES / 'groundtruth' / 'chaos.yaml'}", f"--chaos-state-dir={state}",
-             f"--chaos-results={tmp_path / 'results'}", f"--rootdir={tmp_path}"],
-            env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                str(tmp_path / "test_inner.py"),
+                f"--chaos-catalog={FIXTURES / 'groundtruth' / 'chaos.yaml'}",
+                f"--chaos-state-dir={state}",
+                f"--chaos-results={tmp_path / 'results'}",
+                f"--rootdir={tmp_path}",
+            ],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
         )
         time.sleep(delay)
         proc.send_signal(sig)
         output = proc.communicate(timeout=60)[0].decode(errors="replace")
         where = f"run {number}: {sig.name} after {delay:.2f}s\n{output[-3000:]}"
         if sig is signal.SIGKILL:
-            subprocess.run([sys.executable, "-m", "chaos", "clean", f"--state-dir={state}"],
-                           check=True, timeout=60, capture_output=True)
-        assert _wait_until(lambda tag=token: not _processes_with(tag), 10), f"processes left after {where}"
+            subprocess.run(
+                [sys.executable, "-m", "chaos", "clean", f"--state-dir={state}"],
+                check=True,
+                timeout=60,
+                capture_output=True,
+            )
+        assert _wait_until(lambda tag=token: not _processes_with(tag), 10), (
+            f"processes left after {where}"
+        )
         assert _open_entries(state) == [], f"ledger entries left open after {where}"
         if sig is not signal.SIGKILL:
             assert proc.returncode != 0, where
@@ -100,15 +122,31 @@ def test_chaos_clean_restores_a_paused_orphan(tmp_path: Path) -> None:
     state = tmp_path / "state"
     env = {**os.environ, "CHAOS_TEST_TOKEN": token, "PYTHONPATH": str(Path.cwd())}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path / "test_inner.py"),
-         f"--chaos-catalog={FIXTURES / 'groundtruth' / 'chaos.yaml'}", f"--chaos-state-dir={state}",
-         f"--rootdir={tmp_path}", f"--chaos-results={tmp_path / 'results'}"],
-        env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            str(tmp_path / "test_inner.py"),
+            f"--chaos-catalog={FIXTURES / 'groundtruth' / 'chaos.yaml'}",
+            f"--chaos-state-dir={state}",
+            f"--rootdir={tmp_path}",
+            f"--chaos-results={tmp_path / 'results'}",
+        ],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
 
     def paused() -> bool:
-        return any("State:\tT" in Path(f"/proc/{pid}/status").read_text() for pid in _processes_with(token)
-                   if pid != proc.pid and Path(f"/proc/{pid}/status").exists())
+        return any(
+            "State:\tT" in Path(f"/proc/{pid}/status").read_text()
+            for pid in _processes_with(token)
+            if pid != proc.pid and Path(f"/proc/{pid}/status").exists()
+        )
 
     try:
         assert _wait_until(paused, 30), "the experiment never paused the service"
@@ -117,12 +155,20 @@ def test_chaos_clean_restores_a_paused_orphan(tmp_path: Path) -> None:
         proc.wait(timeout=10)
     assert _processes_with(token), "SIGKILL leaves the orphaned service behind (that is the point)"
     assert any("pause" in d for d in _open_entries(state))
-    done = subprocess.run([sys.executable, "-m", "chaos", "clean", f"--state-dir={state}"],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "chaos", "clean", f"--state-dir={state}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "reverted: run" in done.stdout and "pause" in done.stdout
     assert _wait_until(lambda: not _processes_with(token), 10)
     assert _open_entries(state) == [] and not list(ledger_files(state))
-    again = subprocess.run([sys.executable, "-m", "chaos", "clean", f"--state-dir={state}"],
-                           capture_output=True, text=True, timeout=60)
+    again = subprocess.run(
+        [sys.executable, "-m", "chaos", "clean", f"--state-dir={state}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert again.returncode == 0 and "nothing to clean" in again.stdout

@@ -82,30 +82,43 @@ def _args(tmp_path: Path, *extra: str) -> list[str]:
         f"--chaos-state-dir={tmp_path / 'state'}",
         f"--chaos-results={tmp_path / 'results'}",
         "--chaos-seed=7",
-        "-p", "no:cacheprovider",
+        "-p",
+        "no:cacheprovider",
         *extra,
     ]
 
 
 def test_marker_and_options_are_documented(pytester: pytest.Pytester) -> None:
     markers = pytester.runpytest("--markers")
-    markers.stdout.fnmatch_lines(["@pytest.mark.chaos(rto=None, baseline=None): a failure experiment*"])
+    markers.stdout.fnmatch_lines(
+        ["@pytest.mark.chaos(rto=None, baseline=None): a failure experiment*"]
+    )
     helptext = pytester.runpytest("--help")
-    helptext.stdout.fnmatch_lines(["failure-mode experiments (pytest-chaos):", "*--chaos-catalog=*"])
+    helptext.stdout.fnmatch_lines(
+        ["failure-mode experiments (pytest-chaos):", "*--chaos-catalog=*"]
+    )
     for flag in ("--chaos-env", "--chaos-seed", "--chaos-results", "--chaos-proxy-url"):
         assert flag in helptext.stdout.str()
 
 
-def test_each_outcome_lands_in_the_journal_and_the_summary(pytester: pytest.Pytester, tmp_path: Path) -> None:
+def test_each_outcome_lands_in_the_journal_and_the_summary(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
     pytester.makepyfile(test_outcomes=OUTCOMES)
     result = pytester.runpytest(*_args(tmp_path, "-v"))
     result.assert_outcomes(passed=2, failed=2, errors=1)
     out = result.stdout.str()
     assert "NotRecovered" in out and "did not return within the RTO of 1.00s" in out
     assert "SteadyStateBroken" in out and "steady state does not hold before any fault" in out
-    assert "error rate" in out and "> 10.0%" in out and "affected" in out  # expect() shows the table
-    result.stdout.fnmatch_lines(["*[[]baseline 300ms[]]*", "*[[]inject scripted svc*", "*[[]recover rto*"])
-    result.stdout.fnmatch_lines(["*chaos: failure modes and customer impact*", "*journal: *journal.json"])
+    assert (
+        "error rate" in out and "> 10.0%" in out and "affected" in out
+    )  # expect() shows the table
+    result.stdout.fnmatch_lines(
+        ["*[[]baseline 300ms[]]*", "*[[]inject scripted svc*", "*[[]recover rto*"]
+    )
+    result.stdout.fnmatch_lines(
+        ["*chaos: failure modes and customer impact*", "*journal: *journal.json"]
+    )
 
     journal = json.loads((tmp_path / "results" / "journal.json").read_text())
     assert journal["schema"] == "pytest-chaos/journal" and journal["version"] == 1
@@ -121,11 +134,18 @@ def test_each_outcome_lands_in_the_journal_and_the_summary(pytester: pytest.Pyte
     degraded = next(e for e in journal["experiments"] if e["test_id"].endswith("test_degraded"))
     assert degraded["faults"][0]["kind"] == "scripted"
     assert degraded["impact"]["work"]["error_rate"] > 0.3
-    assert degraded["ttr"] is not None and [p["name"] for p in degraded["phases"]][:2] == ["baseline", "inject"]
-    assert not list((tmp_path / "state" / "ledger").glob("*.jsonl")), "ledger closed: nothing left open"
+    assert degraded["ttr"] is not None and [p["name"] for p in degraded["phases"]][:2] == [
+        "baseline",
+        "inject",
+    ]
+    assert not list((tmp_path / "state" / "ledger").glob("*.jsonl")), (
+        "ledger closed: nothing left open"
+    )
 
 
-def test_a_malformed_catalog_is_reported_with_file_line_and_field(pytester: pytest.Pytester, tmp_path: Path) -> None:
+def test_a_malformed_catalog_is_reported_with_file_line_and_field(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
     bad = tmp_path / "chaos.yaml"
     bad.write_text(CATALOG.read_text().replace("rto: 5s", "rto: 5 parsecs"))
     (tmp_path / "local.yaml").write_text((FIXTURES / "groundtruth" / "local.yaml").read_text())
@@ -154,7 +174,9 @@ def test_bad_marker_arguments_are_a_clear_error(pytester: pytest.Pytester, tmp_p
     )
     result = pytester.runpytest(*_args(tmp_path))
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*@pytest.mark.chaos got unknown argument(s) rtoo; valid: rto, baseline*"])
+    result.stdout.fnmatch_lines(
+        ["*@pytest.mark.chaos got unknown argument(s) rtoo; valid: rto, baseline*"]
+    )
 
 
 def test_no_catalog_is_a_clear_error(pytester: pytest.Pytester, tmp_path: Path) -> None:

@@ -10,8 +10,16 @@ from chaos.phases import Event, Phase, PhaseMachine
 
 def test_the_normal_path_reaches_finished() -> None:
     machine = PhaseMachine()
-    for event in (Event.BASELINE, Event.INJECT, Event.OBSERVE, Event.INJECT, Event.REVERT,
-                  Event.RECOVER, Event.VERIFY, Event.FINISH):
+    for event in (
+        Event.BASELINE,
+        Event.INJECT,
+        Event.OBSERVE,
+        Event.INJECT,
+        Event.REVERT,
+        Event.RECOVER,
+        Event.VERIFY,
+        Event.FINISH,
+    ):
         machine.advance(event)
     assert machine.phase is Phase.FINISHED
 
@@ -21,7 +29,11 @@ def test_the_normal_path_reaches_finished() -> None:
     [
         ((), Event.INJECT, "cannot inject while the experiment is ready"),
         ((Event.BASELINE,), Event.RECOVER, "after the `with experiment.inject"),
-        ((Event.BASELINE, Event.INJECT), Event.RECOVER, "cannot recover while the experiment is injected"),
+        (
+            (Event.BASELINE, Event.INJECT),
+            Event.RECOVER,
+            "cannot recover while the experiment is injected",
+        ),
         ((Event.BASELINE, Event.INJECT, Event.REVERT), Event.INJECT, "one fault window"),
         ((Event.FINISH,), Event.FINISH, "already finished"),
     ],

@@ -33,7 +33,10 @@ def test_precedence_cli_over_env_over_ini(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("cli", "message"),
     [
-        ({"env": "kubernetes"}, r"--chaos-env / CHAOS_ENV / chaos_env: 'kubernetes' is not one of local, compose"),
+        (
+            {"env": "kubernetes"},
+            r"--chaos-env / CHAOS_ENV / chaos_env: 'kubernetes' is not one of local, compose",
+        ),
         ({"seed": "abc"}, r"--chaos-seed .*'abc' is not an integer seed"),
         ({"baseline": "5 parsecs"}, r"--chaos-baseline .*5 parsecs"),
     ],
@@ -44,8 +47,13 @@ def test_bad_values_name_the_option(tmp_path: Path, cli, message) -> None:
 
 
 def test_marker_overrides() -> None:
-    assert marker_overrides({"rto": "15s", "baseline": "500ms"}, "t") == {"rto": 15.0, "baseline": 0.5}
-    with pytest.raises(ConfigError, match=r"test_x: @pytest.mark.chaos got unknown argument\(s\) rtoo"):
+    assert marker_overrides({"rto": "15s", "baseline": "500ms"}, "t") == {
+        "rto": 15.0,
+        "baseline": 0.5,
+    }
+    with pytest.raises(
+        ConfigError, match=r"test_x: @pytest.mark.chaos got unknown argument\(s\) rtoo"
+    ):
         marker_overrides({"rtoo": "1s"}, "test_x")
     with pytest.raises(ConfigError, match=r"chaos\(rto=...\)"):
         marker_overrides({"rto": "soon"}, "test_x")
