@@ -1,0 +1,522 @@
+"""Measures the built-in proxy against direct connections in one run, with real clients."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import enum
+import io
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+from chaos.errors import ChaosError, EnvironmentFailure
+
+LOOPBACK = "127.0.0.1"
+TOXIC_LATENCY_MS = 20.0
+PING = b"PING\r\n"
+PONG = b"+PONG\r\n"
+
+Address = tuple[str, int]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much each measurement may do, so a run stays bounded in count and time."""
+
+    rate_requests_50: int
+    rate_requests_1: int
+    repeats: int  # direct and proxied runs alternate this many times; medians are kept
+    pingpong_rounds: int
+    toxic_rounds: int
+    iperf_seconds: int
+    step_timeout_s: float
+
+
+QUICK = Budget(20_000, 3_000, 1, 1_000, 60, 1, 30.0)
+FULL = Budget(200_000, 20_000, 3, 5_000, 300, 3, 120.0)
+
+
+class Verdict(enum.Enum):
+    """Whether a row meets its target; INFO rows have no target of their own."""
+
+    PASS = "pass"
+    FAIL = "FAIL"
+    INFO = "info"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the result table: the same metric measured direct and through the proxy."""
+
+    metric: str
+    unit: str
+    direct: float
+    proxied: float | None
+    target: str
+    verdict: Verdict
+
+    @property
+    def ratio(self) -> float | None:
+        if self.proxied is None or self.direct == 0:
+            return None
+        return self.proxied / self.direct
+
+    def as_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["verdict"] = self.verdict.value
+        data["ratio"] = self.ratio
+        return data
+
+
+@dataclass(frozen=True)
+class Routes:
+    """Where the clients connect: the real servers, and the proxies in front of them (if any)."""
+
+    redis: Address
+    iperf: Address
+    redis_proxied: Address | None = None
+    iperf_proxied: Address | None = None
+    redis_toxic: Address | None = None
+
+
+# ---------------------------------------------------------------- processes and ports
+
+
+def free_port() -> int:
+    """A loopback port that was free a moment ago (the server binding it next is ours)."""
+    with socket.socket() as sock:
+        sock.bind((LOOPBACK, 0))
+        return sock.getsockname()[1]
+
+
+def wait_listening(address: Address, timeout: float, server: Spawned) -> None:
+    """Block until `address` accepts connections; fail early if the server process died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            raise EnvironmentFailure(
+                f"{' '.join(map(str, server.proc.args))} exited with {server.proc.returncode} "
+                f"before listening on {address[0]}:{address[1]}: {server.output()}"
+            )
+        try:
+            socket.create_connection(address, timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise EnvironmentFailure(f"nothing listens on {address[0]}:{address[1]} after {timeout}s")
+
+
+@dataclass(frozen=True)
+class Spawned:
+    """A server process and the file its stderr goes to (a file, not a pipe: it never fills)."""
+
+    proc: subprocess.Popen[bytes]
+    log: IO[bytes]
+
+    def output(self) -> str:
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace").strip()[-800:] or "no output"
+
+
+def spawn(stack: ExitStack, argv: Sequence[str]) -> Spawned:
+    """Start a server process that is always terminated (then killed) when `stack` closes."""
+    if shutil.which(argv[0]) is None and not os.path.isabs(argv[0]):
+        raise EnvironmentFailure(f"{argv[0]} is not installed; install the Debian package first")
+    log = stack.enter_context(tempfile.TemporaryFile())  # noqa: SIM115 (closed by the stack)
+    proc = subprocess.Popen(
+        list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log
+    )
+    stack.callback(stop_process, proc)
+    return Spawned(proc, log)
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, a short grace period, then SIGKILL: no process outlives the benchmark."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+def run_client(argv: Sequence[str], timeout: float) -> str:
+    """Run a benchmark client to completion and return its stdout; any failure is an error."""
+    try:
+        done = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout)
+    except FileNotFoundError as err:
+        raise EnvironmentFailure(f"{argv[0]} is not installed: {err}") from err
+    except subprocess.TimeoutExpired as err:
+        raise EnvironmentFailure(f"{' '.join(argv)} took longer than {timeout}s") from err
+    if done.returncode != 0:
+        raise EnvironmentFailure(
+            f"{' '.join(argv)} exited with {done.returncode}: {done.stderr.strip()[-500:]}"
+        )
+    return done.stdout
+
+
+def start_servers(stack: ExitStack) -> tuple[Address, Address]:
+    """A throwaway redis-server and iperf3 server on loopback ports, stopped with `stack`."""
+    redis = (LOOPBACK, free_port())
+    redis_argv = ["redis-server", "--port", str(redis[1]), "--bind", LOOPBACK]
+    redis_argv += ["--save", "", "--appendonly", "no", "--protected-mode", "yes"]
+    wait_listening(redis, 10, spawn(stack, redis_argv))
+    iperf = (LOOPBACK, free_port())
+    iperf_proc = spawn(stack, ["iperf3", "-s", "-p", str(iperf[1]), "-B", LOOPBACK])
+    wait_listening(iperf, 10, iperf_proc)
+    return redis, iperf
+
+
+# ---------------------------------------------------------------- the proxy under test
+
+
+def parse_address(text: str) -> Address:
+    host, _, port = text.rpartition(":")
+    return (host.strip("[]") or LOOPBACK, int(port))
+
+
+def start_proxy(stack: ExitStack, how: str, url: str | None) -> str:
+    """Return the admin URL of the proxy to measure: a child process, a thread, or given."""
+    if url is not None:
+        return url.rstrip("/")
+    if how == "thread":
+        from faults.proxy.server import ProxyServer
+
+        server = ProxyServer(host=LOOPBACK, port=0)
+        server.start()
+        stack.callback(server.stop)
+        return server.api_url
+    port = free_port()
+    argv = [sys.executable, "-m", "faults.proxy", "--listen", f"{LOOPBACK}:{port}"]
+    wait_listening((LOOPBACK, port), 15, spawn(stack, argv))
+    return f"http://{LOOPBACK}:{port}"
+
+
+def wire_proxies(stack: ExitStack, api_url: str, redis: Address, iperf: Address) -> Routes:
+    """Create one proxy per route (plus one carrying the latency toxic); deleted afterwards."""
+    from faults.proxy.client import ToxiproxyClient
+
+    client = ToxiproxyClient(api_url, timeout=5.0)
+    client.version()
+
+    def make(name: str, upstream: Address) -> Address:
+        info = client.create_proxy(name, f"{upstream[0]}:{upstream[1]}", listen=f"{LOOPBACK}:0")
+        stack.callback(client.delete_proxy, name)
+        return parse_address(info.listen)
+
+    tag = f"bench{os.getpid()}"
+    routes = Routes(
+        redis=redis,
+        iperf=iperf,
+        redis_proxied=make(f"{tag}_redis", redis),
+        iperf_proxied=make(f"{tag}_iperf", iperf),
+        redis_toxic=make(f"{tag}_redis_latency", redis),
+    )
+    client.add_toxic(
+        f"{tag}_redis_latency",
+        "latency",
+        attributes={"latency": int(TOXIC_LATENCY_MS), "jitter": 0},
+        name="bench_latency",
+        stream="downstream",
+    )
+    return routes
+
+
+# ---------------------------------------------------------------- measurements
+
+
+def redis_rate(address: Address, clients: int, requests: int, timeout: float) -> float:
+    """Requests per second of redis-benchmark PING (multi-bulk) with `clients` connections."""
+    argv = ["redis-benchmark", "-h", address[0], "-p", str(address[1]), "-c", str(clients)]
+    argv += ["-n", str(requests), "-t", "ping_mbulk", "--csv", "-q"]
+    out = run_client(argv, timeout)
+    for record in csv.DictReader(io.StringIO(out)):
+        if record.get("test") == "PING_MBULK":
+            return float(record["rps"])
+    raise EnvironmentFailure(f"redis-benchmark printed no PING_MBULK row: {out[:300]!r}")
+
+
+def interleaved(
+    measure: Callable[[Address], T], direct: Address, proxied: Address | None, repeats: int
+) -> tuple[list[T], list[T] | None]:
+    """Alternate direct and proxied runs, so load from elsewhere on the machine hits both alike."""
+    direct_runs: list[T] = []
+    proxied_runs: list[T] = []
+    for _ in range(repeats):
+        direct_runs.append(measure(direct))
+        if proxied is not None:
+            proxied_runs.append(measure(proxied))
+    return direct_runs, None if proxied is None else proxied_runs
+
+
+def median_or_none(runs: list[float] | None) -> float | None:
+    return None if runs is None else statistics.median(runs)
+
+
+def pingpong(address: Address, rounds: int, timeout: float) -> list[float]:
+    """Round-trip times (seconds) of sequential inline PINGs on one connection."""
+    deadline = time.monotonic() + timeout
+    samples: list[float] = []
+    with socket.create_connection(address, timeout=5) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for index in range(rounds + 20):
+            if time.monotonic() > deadline:
+                raise EnvironmentFailure(f"{rounds} PINGs to {address} took longer than {timeout}s")
+            start = time.perf_counter()
+            sock.sendall(PING)
+            reply = b""
+            while len(reply) < len(PONG):
+                chunk = sock.recv(64)
+                if not chunk:
+                    raise EnvironmentFailure(f"{address} closed the connection mid-PING")
+                reply += chunk
+            elapsed = time.perf_counter() - start
+            if reply != PONG:
+                raise EnvironmentFailure(f"{address} answered {reply!r} to PING")
+            if index >= 20:  # the first rounds warm up caches and the proxy's connection setup
+                samples.append(elapsed)
+    return samples
+
+
+def percentile(samples: Sequence[float], fraction: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def iperf_gbps(address: Address, seconds: int, timeout: float) -> float:
+    """Bulk TCP throughput (Gbit/s received) of one iperf3 stream."""
+    argv = ["iperf3", "-c", address[0], "-p", str(address[1]), "-t", str(seconds), "-J"]
+    report = json.loads(run_client(argv, timeout))
+    if "error" in report:
+        raise EnvironmentFailure(f"iperf3 via {address}: {report['error']}")
+    return report["end"]["sum_received"]["bits_per_second"] / 1e9
+
+
+# ---------------------------------------------------------------- rows
+
+
+def ratio_row(metric: str, unit: str, direct: float, proxied: float | None, floor: float) -> Row:
+    verdict = Verdict.INFO
+    if proxied is not None:
+        verdict = Verdict.PASS if proxied >= floor * direct else Verdict.FAIL
+    return Row(metric, unit, direct, proxied, f">= {floor}x direct", verdict)
+
+
+def added_row(
+    metric: str, unit: str, direct: float, proxied: float | None, target: str, ok: Callable
+) -> Row:
+    """A row whose target is on the difference proxied - direct, judged by `ok(difference)`."""
+    verdict = Verdict.INFO
+    if proxied is not None:
+        verdict = Verdict.PASS if ok(proxied - direct) else Verdict.FAIL
+    return Row(metric, unit, direct, proxied, target, verdict)
+
+
+def rate_rows(routes: Routes, budget: Budget) -> list[Row]:
+    def both(clients: int, requests: int) -> tuple[float, float | None]:
+        def measure(address: Address) -> float:
+            return redis_rate(address, clients, requests, budget.step_timeout_s)
+
+        runs = interleaved(measure, routes.redis, routes.redis_proxied, budget.repeats)
+        return statistics.median(runs[0]), median_or_none(runs[1])
+
+    many = both(50, budget.rate_requests_50)
+    one = both(1, budget.rate_requests_1)
+    one_rtt = (1e6 / one[0], None if one[1] is None else 1e6 / one[1])
+    return [
+        ratio_row("PING rate, 50 connections", "req/s", *many, floor=0.5),
+        Row("PING rate, 1 connection", "req/s", *one, "-", Verdict.INFO),
+        added_row("round trip from 1-conn rate", "us", *one_rtt, "+<= 50 us", lambda d: d <= 50.0),
+    ]
+
+
+def latency_rows(routes: Routes, budget: Budget) -> list[Row]:
+    rounds = max(1, budget.pingpong_rounds // budget.repeats)
+
+    def measure(address: Address) -> list[float]:
+        return pingpong(address, rounds, budget.step_timeout_s)
+
+    runs = interleaved(measure, routes.redis, routes.redis_proxied, budget.repeats)
+    direct = [sample for run in runs[0] for sample in run]
+    proxied = None if runs[1] is None else [sample for run in runs[1] for sample in run]
+
+    def at(fraction: float) -> tuple[float, float | None]:
+        return percentile(direct, fraction) * 1e6, (
+            None if proxied is None else percentile(proxied, fraction) * 1e6
+        )
+
+    rows = [
+        added_row("ping-pong RTT p50", "us", *at(0.5), "+<= 50 us", lambda d: d <= 50.0),
+        Row("ping-pong RTT p99", "us", *at(0.99), "-", Verdict.INFO),
+    ]
+    if routes.redis_toxic is not None:
+        toxic_timeout = budget.step_timeout_s + budget.toxic_rounds * TOXIC_LATENCY_MS / 1e3
+        toxic = pingpong(routes.redis_toxic, budget.toxic_rounds, toxic_timeout)
+        rows += [toxic_row(name, fraction, direct, toxic) for name, fraction in PERCENTILES]
+    return rows
+
+
+PERCENTILES = (("p50", 0.5), ("p99", 0.99))
+
+
+def toxic_row(name: str, fraction: float, direct: list[float], toxic: list[float]) -> Row:
+    """How far the latency toxic's added round trip is from what it was asked to add."""
+    return added_row(
+        f"latency toxic {TOXIC_LATENCY_MS:g} ms, RTT {name}",
+        "ms",
+        percentile(direct, fraction) * 1e3,
+        percentile(toxic, fraction) * 1e3,
+        f"+{TOXIC_LATENCY_MS:g} +-1 ms",
+        lambda d: abs(d - TOXIC_LATENCY_MS) <= 1.0,
+    )
+
+
+def bulk_rows(routes: Routes, budget: Budget) -> list[Row]:
+    def measure(address: Address) -> float:
+        return iperf_gbps(
+            address, budget.iperf_seconds, budget.iperf_seconds + budget.step_timeout_s
+        )
+
+    direct, proxied = interleaved(measure, routes.iperf, routes.iperf_proxied, budget.repeats)
+    median = statistics.median(direct)
+    return [ratio_row("bulk throughput (iperf3)", "Gbit/s", median, median_or_none(proxied), 0.5)]
+
+
+# ---------------------------------------------------------------- output
+
+
+def render(rows: Sequence[Row]) -> str:
+    """The result table: metric, direct, proxied, ratio, added, target, verdict."""
+
+    def num(value: float | None) -> str:
+        if value is None:
+            return "-"
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+
+    header = ("metric", "unit", "direct", "proxied", "ratio", "added", "target", "result")
+    lines = [header]
+    for row in rows:
+        added = None if row.proxied is None else row.proxied - row.direct
+        ratio = "-" if row.ratio is None else f"{row.ratio:.3f}x"
+        lines.append(
+            (
+                row.metric,
+                row.unit,
+                num(row.direct),
+                num(row.proxied),
+                ratio,
+                num(added),
+                row.target,
+                row.verdict.value,
+            )
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    text = [
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True))
+        for line in lines
+    ]
+    text.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(text)
+
+
+def environment() -> dict[str, Any]:
+    return {
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "kernel": platform.release(),
+    }
+
+
+# ---------------------------------------------------------------- entry point
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small counts (CI smoke, < 30 s)")
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write results as JSON")
+    parser.add_argument(
+        "--proxy",
+        choices=("process", "thread"),
+        default="process",
+        help="run the built-in proxy as `python -m faults.proxy` (default) or in this process",
+    )
+    parser.add_argument("--proxy-url", help="measure an already running Toxiproxy at this URL")
+    parser.add_argument("--direct-only", action="store_true", help="measure without any proxy")
+    return parser.parse_args(argv)
+
+
+@contextmanager
+def sigterm_as_exit() -> Iterator[None]:
+    """Turn SIGTERM into SystemExit so every spawned server is still stopped."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run(args: argparse.Namespace) -> list[Row]:
+    budget = QUICK if args.quick else FULL
+    with ExitStack() as stack:
+        redis, iperf = start_servers(stack)
+        routes = Routes(redis=redis, iperf=iperf)
+        if not args.direct_only:
+            api_url = start_proxy(stack, args.proxy, args.proxy_url)
+            routes = wire_proxies(stack, api_url, redis, iperf)
+        return [
+            *rate_rows(routes, budget),
+            *latency_rows(routes, budget),
+            *bulk_rows(routes, budget),
+        ]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Exit 0 when every measurement ran (targets missed are reported, not asserted), else 2."""
+    args = parse_args(argv)
+    started = time.monotonic()
+    try:
+        with sigterm_as_exit():
+            rows = run(args)
+    except (ChaosError, OSError, ImportError, ValueError, KeyError) as err:
+        print(f"bench/proxy.py: could not run: {type(err).__name__}: {err}", file=sys.stderr)
+        return 2
+    print(render(rows))
+    elapsed = time.monotonic() - started
+    missed = sum(row.verdict is Verdict.FAIL for row in rows)
+    print(f"\n{len(rows)} rows in {elapsed:.1f}s; {missed} target(s) missed")
+    if args.json is not None:
+        document = {
+            "benchmark": "proxy",
+            "mode": "quick" if args.quick else "full",
+            "proxy": "none" if args.direct_only else (args.proxy_url or args.proxy),
+            "elapsed_s": elapsed,
+            "environment": environment(),
+            "rows": [row.as_json() for row in rows],
+        }
+        args.json.write_text(json.dumps(document, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
