@@ -1,0 +1,1 @@
+"""Example systems that pytest-chaos experiments run against."""

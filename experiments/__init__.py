@@ -1,0 +1,1 @@
+"""The game day: failure experiments against the example shop (examples/shop)."""
