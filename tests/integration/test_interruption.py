@@ -63,9 +63,34 @@ def _wait_until(predicate, timeout: float) -> bool:
     return predicate()
 
 
+def _start_inner_run(
+    tmp_path: Path, state: Path, token: str, output: int
+) -> subprocess.Popen[bytes]:
+    """pytest running INNER in a subprocess; its services inherit `token` in their environment."""
+    (tmp_path / "test_inner.py").write_text(INNER)
+    env = {**os.environ, "CHAOS_TEST_TOKEN": token, "PYTHONPATH": str(Path.cwd())}
+    command = [
+        *(sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"),
+        str(tmp_path / "test_inner.py"),
+        f"--chaos-catalog={FIXTURES / 'groundtruth' / 'chaos.yaml'}",
+        f"--chaos-state-dir={state}",
+        f"--chaos-results={tmp_path / 'results'}",
+        f"--rootdir={tmp_path}",
+    ]
+    return subprocess.Popen(command, env=env, cwd=tmp_path, stdout=output, stderr=subprocess.STDOUT)
+
+
+def _chaos_clean(state: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "chaos", "clean", f"--state-dir={state}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 @pytest.mark.slow
 def test_interrupted_runs_leave_nothing_behind(tmp_path: Path) -> None:
-    (tmp_path / "test_inner.py").write_text(INNER)
     rng = random.Random(SEED)
     plan = [
         (sig, rng.uniform(0.3, 3.0))
@@ -75,37 +100,13 @@ def test_interrupted_runs_leave_nothing_behind(tmp_path: Path) -> None:
     for number, (sig, delay) in enumerate(plan):
         token = f"chaos-interrupt-{uuid.uuid4().hex}"
         state = tmp_path / f"state{number}"
-        env = {**os.environ, "CHAOS_TEST_TOKEN": token, "PYTHONPATH": str(Path.cwd())}
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "pytest",
-                "-q",
-                "-p",
-                "no:cacheprovider",
-                str(tmp_path / "test_inner.py"),
-                f"--chaos-catalog={FIXTURES / 'groundtruth' / 'chaos.yaml'}",
-                f"--chaos-state-dir={state}",
-                f"--chaos-results={tmp_path / 'results'}",
-                f"--rootdir={tmp_path}",
-            ],
-            env=env,
-            cwd=tmp_path,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
+        proc = _start_inner_run(tmp_path, state, token, subprocess.PIPE)
         time.sleep(delay)
         proc.send_signal(sig)
         output = proc.communicate(timeout=60)[0].decode(errors="replace")
         where = f"run {number}: {sig.name} after {delay:.2f}s\n{output[-3000:]}"
         if sig is signal.SIGKILL:
-            subprocess.run(
-                [sys.executable, "-m", "chaos", "clean", f"--state-dir={state}"],
-                check=True,
-                timeout=60,
-                capture_output=True,
-            )
+            assert _chaos_clean(state).returncode == 0, where
         assert _wait_until(lambda tag=token: not _processes_with(tag), 10), (
             f"processes left after {where}"
         )
@@ -117,29 +118,9 @@ def test_interrupted_runs_leave_nothing_behind(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_chaos_clean_restores_a_paused_orphan(tmp_path: Path) -> None:
     """The SIGKILL case in detail: the service is paused when pytest dies; clean removes it."""
-    (tmp_path / "test_inner.py").write_text(INNER)
     token = f"chaos-interrupt-{uuid.uuid4().hex}"
     state = tmp_path / "state"
-    env = {**os.environ, "CHAOS_TEST_TOKEN": token, "PYTHONPATH": str(Path.cwd())}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            str(tmp_path / "test_inner.py"),
-            f"--chaos-catalog={FIXTURES / 'groundtruth' / 'chaos.yaml'}",
-            f"--chaos-state-dir={state}",
-            f"--rootdir={tmp_path}",
-            f"--chaos-results={tmp_path / 'results'}",
-        ],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = _start_inner_run(tmp_path, state, token, subprocess.DEVNULL)
 
     def paused() -> bool:
         return any(
@@ -155,20 +136,10 @@ def test_chaos_clean_restores_a_paused_orphan(tmp_path: Path) -> None:
         proc.wait(timeout=10)
     assert _processes_with(token), "SIGKILL leaves the orphaned service behind (that is the point)"
     assert any("pause" in d for d in _open_entries(state))
-    done = subprocess.run(
-        [sys.executable, "-m", "chaos", "clean", f"--state-dir={state}"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = _chaos_clean(state)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "reverted: run" in done.stdout and "pause" in done.stdout
     assert _wait_until(lambda: not _processes_with(token), 10)
     assert _open_entries(state) == [] and not list(ledger_files(state))
-    again = subprocess.run(
-        [sys.executable, "-m", "chaos", "clean", f"--state-dir={state}"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    again = _chaos_clean(state)
     assert again.returncode == 0 and "nothing to clean" in again.stdout
