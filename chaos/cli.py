@@ -21,6 +21,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from faults.proxy.cli import main as proxy_main
 
         return proxy_main(argv[1:])
+    if argv[:1] == ["images"]:  # so do the image builder's
+        from chaos.images import main as images_main
+
+        return images_main(argv[1:])
     parser = _parser()
     args, rest = parser.parse_known_args(argv)
     if args.command is None:
@@ -64,6 +68,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     clean.set_defaults(handler=_clean)
 
+    sub.add_parser(
+        "images",
+        help="build the container images locally, no registry needed "
+        "(chaos images build [--packages a,b] | chaos images list)",
+    )
     sub.add_parser(
         "proxy",
         help="serve the built-in Toxiproxy-compatible proxy "
