@@ -21,6 +21,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from faults.proxy.cli import main as proxy_main
 
         return proxy_main(argv[1:])
+    if argv[:1] == ["report"]:  # so does the report command
+        from chaos.report.cli import main as report_main
+
+        return report_main(argv[1:])
     if argv[:1] == ["images"]:  # so do the image builder's
         from chaos.images import main as images_main
 
@@ -79,9 +83,11 @@ def _parser() -> argparse.ArgumentParser:
         "(chaos proxy --listen 127.0.0.1:8474 [--config proxies.json])",
     )
 
-    report = sub.add_parser("report", help="print the failure-mode summary of a journal")
-    report.add_argument("journal", type=Path, nargs="?", default=Path("chaos-results/journal.json"))
-    report.set_defaults(handler=_report)
+    sub.add_parser(
+        "report",
+        help="summarise a journal, write its HTML matrix, compare baselines "
+        "(chaos report [JOURNAL] [--html OUT] [--compare A B] [--threshold 0.2])",
+    )
     return parser
 
 
@@ -118,26 +124,6 @@ def _clean(args: argparse.Namespace, _rest: list[str]) -> int:
     if not report.reverted and not report.failed:
         print(f"nothing to clean in {state_dir}")
     return 0 if report.ok else 1
-
-
-def _report(args: argparse.Namespace, _rest: list[str]) -> int:
-    from chaos.report.journal import load_journal
-    from chaos.report.tables import render_table
-
-    data = load_journal(args.journal)
-    rows = [
-        [
-            ", ".join(e.get("services", [])) or "-",
-            e.get("failure_mode") or "(no fault)",
-            e.get("outcome", "?"),
-            str(e.get("ttr")),
-            e.get("name", ""),
-        ]
-        for e in data["experiments"]
-    ]
-    print(f"run {data['run_id']} (seed {data.get('seed')}): {len(rows)} experiments")
-    print(render_table(["service", "failure mode", "outcome", "TTR s", "experiment"], rows))
-    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -21,13 +21,15 @@ from chaos.errors import (
     RevertError,
     SteadyStateBroken,
 )
-from chaos.impact import Impact, Outcome, Window, classify, impact, time_to_recover
+from chaos.impact import Impact, Outcome, Window, classify, impact, percentile, time_to_recover
 from chaos.phases import Event, Phase, PhaseMachine
 from chaos.probes import ProbeSet, check_steady_state, wait_for_steady_state
 from chaos.record import ExperimentRecord, FaultRecord, PhaseTiming
+from chaos.report.allure import fault_title
+from chaos.report.plots import timeline
 from chaos.report.tables import impact_table
 from chaos.units import format_duration, parse_duration
-from faults.base import Fault, Injection, describe
+from faults.base import Fault, Injection
 
 if TYPE_CHECKING:
     from chaos.environments.base import Environment
@@ -75,6 +77,7 @@ class Experiment:
         self._clock = clock
         self._machine = PhaseMachine()
         self._t0 = clock()
+        self._wall0 = time.time()  # reports place the phases on the wall clock
         self._depth = 0
         self._faults: list[dict[str, Any]] = []
         self._phases: list[PhaseTiming] = []
@@ -126,7 +129,9 @@ class Experiment:
                 clock=self._clock,
             )
             verdicts = check_steady_state(self._probes, self._slos(), since=since)
-        self._baseline = {name: _verdict_json(v) for name, v in verdicts.items()}
+        self._baseline = {
+            name: _verdict_json(v, self._samples(name), since) for name, v in verdicts.items()
+        }
         broken = {name: v for name, v in verdicts.items() if not v.holds}
         if broken:
             reasons = "; ".join(f"{n}: {', '.join(v.reasons)}" for n, v in broken.items())
@@ -265,7 +270,7 @@ class Experiment:
         self._window_start = self._window_start or started
         if plan.instant:  # an event such as a crash: the fault ends as it happens
             self._fault_end = info["applied"]
-        self._note("inject", describe(fault), info["applied"] - started)
+        self._note("inject", _title(fault), info["applied"] - started)
 
     def _revert(self, plan: Injection, entry: str, info: dict[str, Any]) -> None:
         started = self._clock()
@@ -278,7 +283,7 @@ class Experiment:
             ) from err
         info["reverted"] = self._clock()
         self.ledger.release(entry)
-        self._note("revert", plan.description, info["reverted"] - started)
+        self._note("revert", _title(info["fault"]), info["reverted"] - started)
 
     def _make_record(self, test_id: str, error: BaseException | None) -> ExperimentRecord:
         impacts = self.impacts() if self._window_start is not None else {}
@@ -300,7 +305,27 @@ class Experiment:
             repairs=self.repairs,
             error=None if error is None else f"{type(error).__name__}: {error}",
             failure_mode=" + ".join(f.kind + " " + f.target for f in faults),
+            extra=self._report_extra(),
         )
+
+    def _report_extra(self) -> dict[str, Any]:
+        """For reports: wall-clock start, bucketed samples, tier and restore order of the services."""
+        window = self._window() if self._window_start is not None else None
+        services = {self._service_of(i["fault"].target) for i in self._faults}
+        catalog = self.env.catalog.services
+        return {
+            "started_at": self._wall0,
+            "timeline": timeline(
+                self.samples,
+                t0=self._t0,
+                window=None if window is None else (window.start, window.end),
+                fault_end=self._fault_end,
+            ).to_json(),
+            "services": {
+                name: {"tier": catalog[name].tier, "restore_order": catalog[name].restore_order}
+                for name in sorted(services)
+            },
+        }
 
     def _fault_record(self, info: dict[str, Any]) -> FaultRecord:
         fault: Fault = info["fault"]
@@ -382,10 +407,18 @@ class Experiment:
             self._listener.phase(name, detail, seconds)
 
 
-def _verdict_json(verdict: Any) -> dict[str, Any]:
+def _title(fault: Fault) -> str:
+    return fault_title(fault.kind, fault.target, fault.params())
+
+
+def _verdict_json(verdict: Any, samples: Sequence[Any], since: float) -> dict[str, Any]:
+    """The steady-state figures kept as the run's baseline (chaos.report.baselines)."""
+    ratio = verdict.success_ratio
     return {
         "holds": verdict.holds,
-        "success_ratio": verdict.success_ratio,
+        "success_ratio": ratio,
+        "error_rate": None if ratio is None else 1.0 - ratio,
+        "p50": percentile([s.latency for s in samples if s.t >= since], 50),
         "p95": verdict.p95,
         "p99": verdict.p99,
         "samples": verdict.samples,

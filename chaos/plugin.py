@@ -9,6 +9,8 @@ import pytest
 
 from chaos.environments.base import Environment
 from chaos.experiment import Experiment
+from chaos.record import ExperimentRecord
+from chaos.report.allure import step_title
 from chaos.report.terminal import coverage_lines, summary
 from chaos.session import ChaosSession
 from chaos.settings import OPTIONS, marker_overrides, resolve_settings
@@ -18,6 +20,7 @@ from chaos.units import format_duration
 SESSION_KEY = pytest.StashKey[ChaosSession]()
 STOP_KEY = pytest.StashKey[OrderlyStop]()
 EXPERIMENT_KEY = pytest.StashKey[Experiment]()
+REPORT_LINES_KEY = pytest.StashKey[list[str]]()
 
 MARKER_HELP = (
     "chaos(rto=None, baseline=None): a failure experiment. rto: recovery objective such as '15s' "
@@ -39,7 +42,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         parser.addini(f"chaos_{opt.name}", help=opt.help, default=None)
 
 
+class ChaosHookspecs:
+    """Extension points: reporters are implementations of these hooks (ours are `trylast`)."""
+
+    @pytest.hookspec
+    def pytest_chaos_experiment_recorded(self, item: pytest.Item, record: ExperimentRecord) -> None:
+        """An experiment's record is final (its test's teardown is done, its report still open)."""
+
+    @pytest.hookspec
+    def pytest_chaos_session_reports(self, config: pytest.Config, session: ChaosSession) -> None:
+        """The session is closed and its journal written: write session-level reports."""
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(ChaosHookspecs)
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(DefaultReporters(config), "chaos-reporters")
     config.addinivalue_line("markers", MARKER_HELP)
     config.addinivalue_line("markers", MATRIX_HELP)
     settings = resolve_settings(
@@ -72,7 +92,9 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if "experiment" in getattr(item, "fixturenames", ()) and not item.get_closest_marker("chaos"):
+        if "experiment" in getattr(item, "fixturenames", ()) and not item.get_closest_marker(
+            "chaos"
+        ):
             item.add_marker(pytest.mark.chaos)
 
 
@@ -85,16 +107,17 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 class _PhaseLines:
-    """Prints `[inject latency orders -> payments] 3ms` lines under the test with -v."""
+    """Prints `[inject latency 800ms on orders -> payments] 3ms` lines under the test with -v."""
 
     def __init__(self, config: pytest.Config) -> None:
         self._reporter = config.pluginmanager.get_plugin("terminalreporter")
         self._enabled = config.get_verbosity() > 0 and self._reporter is not None
 
     def phase(self, name: str, detail: str, seconds: float) -> None:
-        if self._enabled:
-            label = f"{name} {detail}".strip()
-            self._reporter.write_line(f"    [{label}] {format_duration(seconds)}")
+        if self._enabled and (detail or seconds):  # not the bare end-of-window marker
+            self._reporter.write_line(
+                f"    [{step_title(name, detail)}] {format_duration(seconds)}"
+            )
 
 
 @pytest.fixture(scope="session")
@@ -144,8 +167,63 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     return result
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Iterator[None]:
+    """Hand the final record to the reporters while the test's reports are still open."""
+    try:
+        return (yield)
+    finally:
+        exp = item.stash.get(EXPERIMENT_KEY, None)
+        if exp is not None and exp.record is not None:
+            item.config.hook.pytest_chaos_experiment_recorded(item=item, record=exp.record)
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    session.config.stash[SESSION_KEY].close()
+    chaos = session.config.stash[SESSION_KEY]
+    chaos.close()
+    session.config.hook.pytest_chaos_session_reports(config=session.config, session=chaos)
+
+
+class DefaultReporters:
+    """Our own implementations of the chaos hooks: Allure decoration, session files, HTML."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self._alluredir = config.getoption("allure_report_dir", None)
+        self._controller = not hasattr(config, "workerinput")  # pytest-xdist: controller only
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_chaos_experiment_recorded(self, item: pytest.Item, record: ExperimentRecord) -> None:
+        listener = item.config.pluginmanager.get_plugin("allure_listener")
+        if listener is not None:
+            from chaos.report.allure import decorate_current_test
+
+            decorate_current_test(listener.allure_logger, record.to_json())
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_chaos_session_reports(self, config: pytest.Config, session: ChaosSession) -> None:
+        from chaos.report import allure
+        from chaos.report.baselines import read_journal, session_lines
+        from chaos.report.html import write_report
+
+        lines, journal, results = [], {}, session.settings.results
+        if session.journal_path is not None:
+            journal = read_journal(session.journal_path)
+            lines += session_lines(results, journal)
+            lines.append(f"html report: {write_report(results, journal)}")
+        if self._alluredir and self._controller:
+            s = session.settings
+            facts = allure.environment_facts(
+                journal.get("environment") or {},
+                run_id=session.run_id,
+                seed=s.seed,
+                kind=s.env,
+                proxy_url=s.proxy_url,
+                catalog=None if s.catalog is None else str(s.catalog),
+            )
+            allure.write_session_files(
+                Path(self._alluredir), facts, run_id=session.run_id, environ=None
+            )
+        config.stash[REPORT_LINES_KEY] = lines
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -158,3 +236,5 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_line(line)
     if chaos.journal_path is not None:
         terminalreporter.write_line(f"journal: {chaos.journal_path}")
+    for line in terminalreporter.config.stash.get(REPORT_LINES_KEY, []):
+        terminalreporter.write_line(line)

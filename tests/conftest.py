@@ -8,6 +8,9 @@ from __future__ import annotations
 import functools
 import os
 
+# pytester's in-process runs drop modules first imported inside them, and numpy (under the report
+# plots) cannot be loaded twice in one process: import it once, before any inner run.
+import matplotlib.figure  # noqa: F401  (imported for the side effect above)
 import pytest
 
 

@@ -114,7 +114,7 @@ def test_each_outcome_lands_in_the_journal_and_the_summary(
         "error rate" in out and "> 10.0%" in out and "affected" in out
     )  # expect() shows the table
     result.stdout.fnmatch_lines(
-        ["*[[]baseline 300ms[]]*", "*[[]inject scripted svc*", "*[[]recover rto*"]
+        ["*[[]baseline 300ms[]]*", "*[[]inject scripted * on svc[]]*", "*[[]recover rto*"]
     )
     result.stdout.fnmatch_lines(
         ["*chaos: failure modes and customer impact*", "*journal: *journal.json"]
