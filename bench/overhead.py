@@ -2,7 +2,7 @@
 
 Runs N experiments (a no-op fault on the ground-truth service, baseline B, observe O) against a real
 local environment and prints, per experiment: wall time, declared time (baseline + observe), time
-spent waiting for steady state in recover(), and the overhead = wall − declared − recover wait
+spent waiting for steady state in recover(), and the overhead = wall - declared - recover wait
 (reconcile, probe start/stop, ledger fsyncs, fault apply/revert, impact computation, record).
 Target: overhead ≤ 0.5 s per experiment. Usage: python bench/overhead.py [--runs 10]
 """
