@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -94,31 +95,40 @@ def _parser() -> argparse.ArgumentParser:
 def _run(args: argparse.Namespace, pytest_args: list[str]) -> int:
     if not args.catalog.is_file():
         raise ChaosError(f"--catalog {args.catalog}: no such file (run from the project root?)")
+    allure_dir = args.results / "allure-results"
     command = [
-        sys.executable,
-        "-m",
-        "pytest",
-        str(args.suite),
+        *(sys.executable, "-m", "pytest", str(args.suite), "-v"),
         f"--chaos-catalog={args.catalog}",
         f"--chaos-env={args.env}",
         f"--chaos-results={args.results}",
-        "-v",
+        *([f"--alluredir={allure_dir}"] if not any("alluredir" in a for a in pytest_args) else []),
         *(["--chaos-seed", args.seed] if args.seed else []),
         *pytest_args,
     ]
     print("chaos run:", " ".join(command), flush=True)
+    started = time.time()
     code = subprocess.call(command)
     journal = args.results / "journal.json"
-    print(f"\nreports: {journal.resolve() if journal.exists() else '(no journal written)'}")
+    fresh = journal.exists() and journal.stat().st_mtime >= started
+    print(
+        "\nreports:" if fresh else "\nno journal was written by this run: see pytest's output above"
+    )
+    for label, path in (
+        ("journal", journal),
+        ("html matrix", args.results / "report.html"),
+        ("allure results", allure_dir),
+    ):
+        if fresh and path.exists():
+            print(f"  {label}: {path.resolve()}")
     # The game day's job is to measure: degraded / not-recovered outcomes are findings, not a crash.
-    return 0 if code in (0, 1) and journal.exists() else (code or 1)
+    return 0 if code in (0, 1) and fresh else (code or 1)
 
 
 def _clean(args: argparse.Namespace, _rest: list[str]) -> int:
     from reconcilers.sweeper import sweep
 
     state_dir = args.state_dir or default_state_dir()
-    report = sweep(state_dir, include_live=args.all)
+    report = sweep(state_dir, include_live=args.all, docker_labels=True)
     for line in report.lines():
         print(line)
     if not report.reverted and not report.failed:

@@ -81,10 +81,17 @@ class ChaosSession:
                 tracker=self.ledger,
                 proxy_url=self.settings.proxy_url,
             )
-        raise ConfigError(
-            f"--chaos-env {self.settings.env}: this build of pytest-chaos has no "
-            f"{self.settings.env} environment yet; use --chaos-env local"
-        )
+        if self.settings.env == "compose":
+            from chaos.environments.compose import ComposeEnvironment
+
+            return ComposeEnvironment.from_catalog(
+                catalog,
+                run_id=self.run_id,
+                state_dir=self.settings.state_dir / "runs" / self.run_id,
+                tracker=self.ledger,
+                proxy_url=self.settings.proxy_url,
+            )
+        raise ConfigError(f"--chaos-env {self.settings.env}: unknown environment kind")
 
     def experiment(
         self,
@@ -110,7 +117,9 @@ class ChaosSession:
     def matrix(self, tier: int | None = None, kinds: list[str] | None = None) -> list[FailureMode]:
         """The failure modes the catalog requires (optionally of one tier / some kinds)."""
         if tier is not None and tier not in (1, 2, 3, 4):
-            raise ConfigError(f"@pytest.mark.chaos_matrix(tier={tier!r}): tier must be 1, 2, 3 or 4")
+            raise ConfigError(
+                f"@pytest.mark.chaos_matrix(tier={tier!r}): tier must be 1, 2, 3 or 4"
+            )
         unknown = sorted(set(kinds or ()) - set(FAULT_KINDS))
         if unknown:
             raise ConfigError(

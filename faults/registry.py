@@ -7,14 +7,14 @@ from types import ModuleType
 from typing import Any
 
 from chaos.errors import FaultError, UnknownFaultKind
-from faults import network, outage, process
+from faults import container, network, outage, process
 from faults.base import Fault, Recipe
 
 _EDGE_MODULES: tuple[ModuleType, ...] = (
     network,
     outage,
 )  # kinds that act on edges (through a proxy)
-_SERVICE_MODULES: tuple[ModuleType, ...] = (process,)  # kinds that act on services
+_SERVICE_MODULES: tuple[ModuleType, ...] = (process, container)  # kinds that act on services
 _MODULES = (*_EDGE_MODULES, *_SERVICE_MODULES)
 
 FAULT_KINDS: Mapping[str, type[Fault]] = {

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from chaos.errors import ChaosError, LedgerError
+from chaos.errors import ChaosError, EnvironmentFailure, LedgerError
 from chaos.ledger import LedgerFile, ledger_files, read_ledger
 from faults.registry import run_recipe
 
@@ -22,6 +22,7 @@ class SweepReport:
     reverted: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     live_runs: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -31,10 +32,13 @@ class SweepReport:
         out = [f"reverted: {item}" for item in self.reverted]
         out += [f"FAILED to revert: {item}" for item in self.failed]
         out += [f"left alone (owner still running): run {run}" for run in self.live_runs]
+        out += [f"skipped: {item}" for item in self.skipped]
         return out
 
 
-def sweep(state_dir: Path, *, include_live: bool = False) -> SweepReport:
+def sweep(
+    state_dir: Path, *, include_live: bool = False, docker_labels: bool = False
+) -> SweepReport:
     """Revert every open entry of every run whose owner is gone (or of all runs, if include_live)."""
     report = SweepReport()
     for path in ledger_files(state_dir):
@@ -47,7 +51,22 @@ def sweep(state_dir: Path, *, include_live: bool = False) -> SweepReport:
             report.live_runs.append(ledger.run_id)
             continue
         _sweep_run(ledger, report)
+    if docker_labels:
+        _sweep_docker_labels(report)
     return report
+
+
+def _sweep_docker_labels(report: SweepReport) -> None:
+    """The backstop for lost ledgers: Docker objects labelled by runs whose owner is gone."""
+    try:
+        from reconcilers.docker_sweep import sweep_labelled
+
+        report.reverted += sweep_labelled(live_run_ids=report.live_runs)
+    except EnvironmentFailure as err:
+        if "cannot reach the Docker engine" in str(err):
+            report.skipped.append(f"Docker objects: {err}")
+        else:
+            report.failed.append(str(err))
 
 
 def _sweep_run(ledger: LedgerFile, report: SweepReport) -> None:

@@ -17,6 +17,7 @@ from chaos.environments.supervisor import Launch, ResourceTracker, ServiceState,
 from chaos.errors import CatalogError, ChaosError, EnvironmentFailure, ProxyError
 from faults.proxy.client import ProxyInfo, ToxiproxyClient
 from faults.proxy.server import ProxyServer
+from reconcilers.environment import reconcile_proxies
 
 HEALTH_TIMEOUT = 1.0  # one health check, as callers see it
 MONITOR_HEALTH_TIMEOUT = 0.25  # one readiness look of the supervisor's monitor thread
@@ -352,19 +353,4 @@ class LocalEnvironment:
         return repairs
 
     def _reconcile_proxies(self) -> list[str]:
-        client = self.proxy()
-        live = client.proxies()
-        repairs: list[str] = []
-        for name, declared in self._proxies.items():
-            current = live.get(name)
-            if current is None:
-                client.create_proxy(name, declared.upstream, listen=declared.listen)
-                repairs.append(f"recreated missing proxy {name} on {declared.listen}")
-                continue
-            for toxic in current.toxics:
-                client.remove_toxic(name, toxic.name)
-                repairs.append(f"removed toxic {toxic.name} ({toxic.type}) from proxy {name}")
-            if not current.enabled:
-                client.update_proxy(name, enabled=True)
-                repairs.append(f"re-enabled proxy {name}")
-        return repairs
+        return reconcile_proxies(self.proxy(), self._proxies)

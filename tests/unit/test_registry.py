@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chaos.errors import FaultError, UnknownFaultKind
-from faults import network, outage, process
+from faults import container, network, outage, process
 from faults.base import Recipe
 from faults.registry import (
     EDGE_KINDS,
@@ -18,17 +18,17 @@ from faults.registry import (
 
 
 def test_every_module_kind_is_registered_once() -> None:
-    modules = (network, outage, process)
+    modules = (network, outage, process, container)
     declared = [kind.kind for module in modules for kind in module.KINDS]
     assert len(declared) == len(set(declared)) == len(FAULT_KINDS)
     assert {k.kind for m in (network, outage) for k in m.KINDS} == EDGE_KINDS
-    assert {"kill", "stop", "pause", "restart"}.isdisjoint(EDGE_KINDS)
+    assert {"kill", "stop", "pause", "restart", "disconnect"}.isdisjoint(EDGE_KINDS)
 
 
 def test_unknown_kind_lists_the_valid_names() -> None:
     with pytest.raises(
         UnknownFaultKind,
-        match=r"unknown fault kind 'latancy'; valid kinds: bandwidth, kill, latency",
+        match=r"unknown fault kind 'latancy'; valid kinds: bandwidth, disconnect, kill, latency",
     ):
         fault_kind("latancy")
 
