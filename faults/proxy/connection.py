@@ -33,6 +33,7 @@ CHUNK = 1024 * 1024  # at most this much in a direction's pipe
 BURST = 16  # reads per event while they come back full (bulk), so epoll is asked less often
 PIPE_SIZE = CHUNK
 HIGH_WATER = 4 * 1024 * 1024  # stop reading a source when this much waits for its destination
+SMALL = 64 * 1024  # a read below this looks like a request or reply: the peer may answer soon
 
 
 class Direction:
@@ -69,11 +70,12 @@ class Direction:
         return (self.in_pipe > 0 or self.wbytes > 0) and not self.shut
 
     # -- events ------------------------------------------------------------------------------
-    def on_readable(self) -> None:
+    def on_readable(self) -> bool:
+        """Read what the source has; True when the sockets' interest needs no update."""
         if self.link is None:
-            self._splice_in()
-        else:
-            self._recv_in()
+            return self._splice_in()
+        self._recv_in()
+        return False
 
     def on_writable(self) -> None:
         if self.link is None:
@@ -90,26 +92,34 @@ class Direction:
         self.pipe = (r, w)
         return self.pipe
 
-    def _splice_in(self) -> None:
+    def _splice_in(self) -> bool:
+        """Splice reads straight through; True when that changed nothing the interest depends on."""
         pipe = self.pipe or self._open_pipe()
+        settled = not self.in_pipe
         for _ in range(BURST):
             try:
                 n = os.splice(
                     self.src_fd, pipe[1], self.pipe_cap - self.in_pipe, flags=SPLICE_FLAGS
                 )
             except BlockingIOError:
-                return
+                return settled
             except OSError:
                 self.conn.close()
-                return
+                return False
             if n == 0:
                 self._source_ended()
-                return
+                return False
             self.in_pipe += n
             self.transferred += n
             self._splice_out()
-            if self.in_pipe or n < self.pipe_cap // 4:
-                return
+            if self.in_pipe:
+                return False
+            if n < SMALL:
+                self.conn.reactor.expect_reply = True
+                return settled
+            if n < self.pipe_cap // 4:
+                return settled
+        return settled
 
     def _splice_out(self) -> None:
         assert self.pipe is not None or not self.in_pipe
@@ -292,10 +302,14 @@ class Connection:
         self._event(events, self.down, self.up)  # type: ignore[arg-type]
 
     def _event(self, events: int, reader: Direction, writer: Direction) -> None:
-        if events & (OUT | HUP | ERR) and writer.want_write:
-            writer.on_writable()
-        if not self.closed and events & (IN | HUP | ERR) and reader.want_read:
-            reader.on_readable()
+        if events == IN and reader.link is None and not reader.in_pipe and reader.want_read:
+            if reader.on_readable():  # the common case: one message spliced straight through
+                return
+        else:
+            if events & (OUT | HUP | ERR) and writer.want_write:
+                writer.on_writable()
+            if not self.closed and events & (IN | HUP | ERR) and reader.want_read:
+                reader.on_readable()
         if not self.closed:
             self.update_interest()
 

@@ -3,7 +3,9 @@
 Handlers are plain callables keyed by file descriptor; timers are a heap; other threads hand work
 over with `call_soon_threadsafe` / `run_sync`. Timers are precise to well under a millisecond: the
 loop sleeps in epoll until ~1 ms before a deadline (epoll rounds its timeout up to whole ms), then
-polls without blocking until the deadline passes.
+polls without blocking until the deadline passes. After forwarding a small message the loop also
+polls for a short while (`expect_reply`): the answer usually comes within tens of microseconds,
+and catching it without a sleep/wake-up cycle saves two wake-ups per round trip.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ T = TypeVar("T")
 
 MAX_SLEEP = 3600.0
 SPIN_WINDOW = 0.0012  # below this, poll without blocking so timers fire on time
+REPLY_SPIN = 0.0002  # after a small message, poll this long for the answer before sleeping
+SPIN_MAX_EVENTS = 2  # a poll returning more events than this: busy enough without spinning
 IN, OUT, HUP, ERR = select.EPOLLIN, select.EPOLLOUT, select.EPOLLHUP, select.EPOLLERR
 
 
@@ -43,6 +47,8 @@ class Reactor:
         self._ep.register(self._wake_r, IN)
         self._thread: threading.Thread | None = None
         self._running = False
+        self.expect_reply = False  # set by handlers: a small message went out, poll a while
+        self._spin_until = 0.0
 
     # -- registration (reactor thread only) ----------------------------------------------------
     def set_handler(self, fd: int, handler: Callable[[int], None]) -> None:
@@ -125,6 +131,15 @@ class Reactor:
     def _sleep_for(self) -> float:
         if self._calls:
             return 0.0
+        if self.expect_reply:
+            self.expect_reply = False
+            self._spin_until = time.monotonic() + REPLY_SPIN
+            return 0.0
+        if self._spin_until:
+            if time.monotonic() < self._spin_until:
+                os.sched_yield()  # spinning must not starve the peers on this CPU
+                return 0.0
+            self._spin_until = 0.0
         if not self._timers:
             return -1.0
         left = self._timers[0][0] - time.monotonic()
@@ -135,7 +150,8 @@ class Reactor:
     def _run(self) -> None:
         poll, handlers = self._ep.poll, self._handlers
         while self._running:
-            for fd, events in poll(self._sleep_for(), 512):
+            ready = poll(self._sleep_for(), 512)
+            for fd, events in ready:
                 handler = handlers.get(fd)
                 if handler is not None:
                     try:
@@ -144,6 +160,9 @@ class Reactor:
                         log.exception("proxy handler for fd %d failed", fd)
                 elif fd == self._wake_r:
                     self._drain_wakeups()
+            if len(ready) > SPIN_MAX_EVENTS:
+                self.expect_reply = False
+                self._spin_until = 0.0
             if self._timers:
                 self._run_timers()
             if self._calls:
