@@ -201,29 +201,10 @@ class DefaultReporters:
 
     @pytest.hookimpl(trylast=True)
     def pytest_chaos_session_reports(self, config: pytest.Config, session: ChaosSession) -> None:
-        from chaos.report import allure
-        from chaos.report.baselines import read_journal, session_lines
-        from chaos.report.html import write_report
+        from chaos.report.session import write_session_reports
 
-        lines, journal, results = [], {}, session.settings.results
-        if session.journal_path is not None:
-            journal = read_journal(session.journal_path)
-            lines += session_lines(results, journal)
-            lines.append(f"html report: {write_report(results, journal)}")
-        if self._alluredir and self._controller:
-            s = session.settings
-            facts = allure.environment_facts(
-                journal.get("environment") or {},
-                run_id=session.run_id,
-                seed=s.seed,
-                kind=s.env,
-                proxy_url=s.proxy_url,
-                catalog=None if s.catalog is None else str(s.catalog),
-            )
-            allure.write_session_files(
-                Path(self._alluredir), facts, run_id=session.run_id, environ=None
-            )
-        config.stash[REPORT_LINES_KEY] = lines
+        alluredir = Path(self._alluredir) if self._alluredir and self._controller else None
+        config.stash[REPORT_LINES_KEY] = write_session_reports(session, alluredir)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from chaos.errors import FaultError, ProxyError
+from chaos.errors import FaultError
 from faults.base import Injection, Recipe
-from faults.proxy.client import ToxiproxyClient
+from faults.edges import EdgeProxy, admin, unless_gone
 
 if TYPE_CHECKING:
     from chaos.environments.base import Environment
@@ -75,45 +76,31 @@ class ToxicFault:
 
     def plan(self, env: Environment) -> Injection:
         self.validate()
-        edge = env.catalog.edge(self.target)
-        client = env.proxy()
-        proxy = env.proxy_name(edge)
+        edge = EdgeProxy.of(env, self.target)
         toxic = f"chaos-{self.kind}-{secrets.token_hex(4)}"
-        recipe = Recipe("proxy.remove_toxic", {"api": client.url, "proxy": proxy, "toxic": toxic})
-
-        def apply() -> None:
-            try:
-                client.add_toxic(
-                    proxy,
-                    self.toxic_type,
-                    attributes=self.attributes(),
-                    name=toxic,
-                    stream=self.stream,
-                    toxicity=self.toxicity,
-                )
-            except ProxyError as err:
-                raise FaultError(f"cannot inject {self.kind} on {edge.name}: {err}") from err
-
+        recipe = Recipe(
+            "proxy.remove_toxic", {"api": edge.client.url, "proxy": edge.name, "toxic": toxic}
+        )
+        add = functools.partial(
+            edge.client.add_toxic,
+            edge.name,
+            self.toxic_type,
+            attributes=self.attributes(),
+            name=toxic,
+            stream=self.stream,
+            toxicity=self.toxicity,
+        )
         return Injection(
-            description=f"{self.kind} on {edge.name} (proxy {proxy}, toxic {toxic})",
+            description=f"{self.kind} on {edge.edge.name} (proxy {edge.name}, toxic {toxic})",
             recipe=recipe,
-            apply=apply,
+            apply=lambda: edge.inject(f"inject {self.kind}", add),
             revert=lambda: remove_toxic_recipe(**recipe.args),
         )
 
 
-def _gone(err: ProxyError) -> bool:
-    """404 (already removed) or unreachable (the proxy died with its owner): nothing left."""
-    return getattr(err, "status", None) in (404, None)
-
-
 def remove_toxic_recipe(*, api: str, proxy: str, toxic: str) -> None:
     """Recipe action: remove a toxic; idempotent."""
-    try:
-        ToxiproxyClient(api).remove_toxic(proxy, toxic)
-    except ProxyError as err:
-        if not _gone(err):
-            raise
+    unless_gone(lambda: admin(api).remove_toxic(proxy, toxic))
 
 
 @dataclass(frozen=True)

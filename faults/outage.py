@@ -6,9 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from chaos.errors import FaultError, ProxyError
 from faults.base import Injection, Recipe
-from faults.proxy.client import ToxiproxyClient
+from faults.edges import EdgeProxy, admin, unless_gone
 
 if TYPE_CHECKING:
     from chaos.environments.base import Environment
@@ -25,21 +24,14 @@ class Outage:
         return {}
 
     def plan(self, env: Environment) -> Injection:
-        edge = env.catalog.edge(self.target)
-        client = env.proxy()
-        proxy = env.proxy_name(edge)
-        recipe = Recipe("proxy.enable", {"api": client.url, "proxy": proxy})
-
-        def apply() -> None:
-            try:
-                client.update_proxy(proxy, enabled=False)
-            except ProxyError as err:
-                raise FaultError(f"cannot take {edge.name} down: {err}") from err
-
+        edge = EdgeProxy.of(env, self.target)
+        recipe = Recipe("proxy.enable", {"api": edge.client.url, "proxy": edge.name})
         return Injection(
-            description=f"outage of {edge.name} (proxy {proxy} disabled)",
+            description=f"outage of {edge.edge.name} (proxy {edge.name} disabled)",
             recipe=recipe,
-            apply=apply,
+            apply=lambda: edge.inject(
+                "take down", lambda: edge.client.update_proxy(edge.name, enabled=False)
+            ),
             revert=lambda: enable_recipe(**recipe.args),
         )
 
@@ -51,11 +43,7 @@ def outage(edge: str) -> Outage:
 
 def enable_recipe(*, api: str, proxy: str) -> None:
     """Recipe action: re-enable a proxy; idempotent, and a proxy that is gone counts as done."""
-    try:
-        ToxiproxyClient(api).update_proxy(proxy, enabled=True)
-    except ProxyError as err:
-        if getattr(err, "status", None) not in (404, None):
-            raise
+    unless_gone(lambda: admin(api).update_proxy(proxy, enabled=True))
 
 
 KINDS: tuple[type, ...] = (Outage,)

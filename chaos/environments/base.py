@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from types import TracebackType
 from typing import TYPE_CHECKING, Protocol
+
+from chaos.errors import CatalogError
 
 if TYPE_CHECKING:
     from chaos.catalog import Catalog, Edge
@@ -83,3 +87,37 @@ class Environment(Protocol):
     def describe(self) -> dict[str, str]:
         """Facts for reports: kind, project, proxy kind and version…"""
         ...
+
+
+def declared_file(catalog: Catalog, kind: str) -> Path:
+    """The catalog's `environments.<kind>` file, or a CatalogError saying how to declare it."""
+    path = catalog.environments.get(kind)
+    if path is None:
+        raise CatalogError(
+            f"no {kind} environment declared; add `environments: {{{kind}: {kind}.yaml}}`",
+            file=catalog.path,
+            field=f"environments.{kind}",
+        )
+    return path
+
+
+class StartStopContext:
+    """`with env:` starts the environment and always stops it, for every environment kind."""
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> StartStopContext:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -16,7 +16,6 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import docker.errors
@@ -24,6 +23,7 @@ import tenacity
 import yaml
 
 from chaos.catalog import Catalog, Edge
+from chaos.environments.base import StartStopContext, declared_file
 from chaos.environments.compose_config import (
     SIDECAR,
     Wiring,
@@ -34,7 +34,7 @@ from chaos.environments.compose_config import (
 )
 from chaos.environments.local import HEALTH_POLL, HEALTH_TIMEOUT, check_health
 from chaos.environments.restart_policy import LifecycleEvent
-from chaos.errors import CatalogError, ConfigError, EnvironmentFailure, FaultError, ProxyError
+from chaos.errors import ConfigError, EnvironmentFailure, FaultError, ProxyError
 from chaos.procfs import process_start_ticks
 from faults.base import Recipe
 from faults.container import (
@@ -125,7 +125,7 @@ def owner_token() -> str:
 # --- the environment -----------------------------------------------------------------------------
 
 
-class ComposeEnvironment:
+class ComposeEnvironment(StartStopContext):
     """A Compose project per run, edges through one proxy sidecar. Single use, like LocalEnvironment."""
 
     kind = "compose"
@@ -192,28 +192,10 @@ class ComposeEnvironment:
         proxy_url: str | None = None,
     ) -> ComposeEnvironment:
         """Build from the catalog's `environments.compose` file."""
-        path = catalog.environments.get("compose")
-        if path is None:
-            raise CatalogError(
-                "no compose environment declared; add `environments: {compose: compose.yaml}`",
-                file=catalog.path,
-                field="environments.compose",
-            )
+        path = declared_file(catalog, "compose")
         return cls(
             catalog, path, run_id=run_id, state_dir=state_dir, tracker=tracker, proxy_url=proxy_url
         )
-
-    def __enter__(self) -> ComposeEnvironment:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # Environment
 

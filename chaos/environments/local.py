@@ -6,11 +6,11 @@ import errno
 import http.client
 import socket
 from pathlib import Path
-from types import TracebackType
 
 import tenacity
 
 from chaos.catalog import Catalog, Edge
+from chaos.environments.base import StartStopContext, declared_file
 from chaos.environments.local_spec import LocalSpec, load_local_spec
 from chaos.environments.restart_policy import LifecycleEvent
 from chaos.environments.supervisor import Launch, ResourceTracker, ServiceState, Supervisor
@@ -87,7 +87,7 @@ def split_listen(listen: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
-class LocalEnvironment:
+class LocalEnvironment(StartStopContext):
     """Runs the catalog's services as local processes, each edge through its own proxy.
 
     Single use: start(), experiments, stop() (or a `with` block). `lifecycle` is the Supervisor.
@@ -130,29 +130,11 @@ class LocalEnvironment:
         proxy_url: str | None = None,
     ) -> LocalEnvironment:
         """Build from the catalog's `environments.local` file."""
-        path = catalog.environments.get("local")
-        if path is None:
-            raise CatalogError(
-                "no local environment declared; add `environments: {local: local.yaml}`",
-                file=catalog.path,
-                field="environments.local",
-            )
+        path = declared_file(catalog, "local")
         spec = load_local_spec(path, catalog)
         return cls(
             catalog, spec, run_id=run_id, state_dir=state_dir, tracker=tracker, proxy_url=proxy_url
         )
-
-    def __enter__(self) -> LocalEnvironment:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # Environment
 
