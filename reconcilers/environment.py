@@ -6,7 +6,7 @@ resumed, a crashed service without a restart policy, a toxic left on an edge.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from chaos.errors import EnvironmentFailure, FaultError
@@ -14,6 +14,7 @@ from faults.container import network_connect_recipe
 from faults.proxy.client import ProxyInfo, ToxiproxyClient
 
 if TYPE_CHECKING:
+    from chaos.environments.base import ServiceLifecycle
     from chaos.environments.compose import ComposeEnvironment
 
 
@@ -34,6 +35,19 @@ def reconcile_proxies(client: ToxiproxyClient, declared: Mapping[str, ProxyInfo]
             client.update_proxy(name, enabled=True)
             repairs.append(f"re-enabled proxy {name}")
     return repairs
+
+
+def ready_or_restarted(
+    service: str, wait_ready: Callable[[str], None], lifecycle: ServiceLifecycle
+) -> list[str]:
+    """Wait until the service is ready; one restart if it runs but never gets there."""
+    try:
+        wait_ready(service)
+    except EnvironmentFailure:
+        lifecycle.restart(service)
+        wait_ready(service)
+        return [f"restarted service {service}: it was running but not ready"]
+    return []
 
 
 def reconcile_compose(env: ComposeEnvironment) -> list[str]:
@@ -66,13 +80,7 @@ def _reconcile_container(env: ComposeEnvironment, service: str) -> list[str]:
             f"started service {service} (it was {state.get('Status')}, exit code {code})"
         )
     repairs += _reconnect(env, service)
-    try:
-        env.wait_ready(service)
-    except EnvironmentFailure:
-        env.lifecycle.restart(service)
-        env.wait_ready(service)
-        repairs.append(f"restarted service {service}: it was running but not ready")
-    return repairs
+    return repairs + ready_or_restarted(service, env.wait_ready, env.lifecycle)
 
 
 def _reconnect(env: ComposeEnvironment, service: str) -> list[str]:

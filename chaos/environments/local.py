@@ -17,7 +17,7 @@ from chaos.environments.supervisor import Launch, ResourceTracker, ServiceState,
 from chaos.errors import CatalogError, ChaosError, EnvironmentFailure, ProxyError
 from faults.proxy.client import ProxyInfo, ToxiproxyClient
 from faults.proxy.server import ProxyServer
-from reconcilers.environment import reconcile_proxies
+from reconcilers.environment import ready_or_restarted, reconcile_proxies
 
 HEALTH_TIMEOUT = 1.0  # one health check, as callers see it
 MONITOR_HEALTH_TIMEOUT = 0.25  # one readiness look of the supervisor's monitor thread
@@ -326,13 +326,7 @@ class LocalEnvironment(StartStopContext):
             repairs.append(f"started service {name} (it was {state.value})")
         elif state is ServiceState.RESTARTING:
             repairs.append(f"waited for service {name} to be restarted by its policy")
-        try:
-            self.wait_healthy(name)
-        except EnvironmentFailure:
-            self.lifecycle.restart(name)
-            self.wait_healthy(name)
-            repairs.append(f"restarted service {name}: it was running but not healthy")
-        return repairs
+        return repairs + ready_or_restarted(name, self.wait_healthy, self.lifecycle)
 
     def _reconcile_proxies(self) -> list[str]:
         return reconcile_proxies(self.proxy(), self._proxies)
