@@ -342,7 +342,7 @@ def _comparison_section(
             f'<tr><td><a href="#exp-{index}">{escape(entry["name"])}</a></td>'
             f'<td><span class="pill {escape(before)}">{escape(before)}</span></td>'
             f'<td><span class="pill {entry["outcome"]}">{entry["outcome"]}</span></td>'
-            f'<td class="{css}">{_change_word(css)}</td></tr>'
+            f'<td class="{css}">{"new" if was is None else _change_word(css)}</td></tr>'
         )
     return (
         f"<section><h2>Compared with the previous run "
