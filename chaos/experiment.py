@@ -157,7 +157,7 @@ class Experiment:
             self._depth -= 1
             if self._depth == 0:
                 self._revert_at = self._clock()
-                self._fault_end = self._fault_end or self._revert_at
+                self._fault_end = self._faults_ended_at(self._revert_at)
                 self._machine.advance(Event.REVERT)
                 self._note("revert", "", 0.0)
 
@@ -253,6 +253,7 @@ class Experiment:
             raise
         finally:
             self._probes.stop()
+            self._release_stray_entries()
             self.record = self._make_record(test_id, error)
             self._machine.advance(Event.FINISH)
         return self.record
@@ -268,9 +269,24 @@ class Experiment:
         plan.apply()
         info["applied"] = self._clock()
         self._window_start = self._window_start or started
-        if plan.instant:  # an event such as a crash: the fault ends as it happens
-            self._fault_end = info["applied"]
         self._note("inject", _title(fault), info["applied"] - started)
+
+    def _faults_ended_at(self, revert_at: float) -> float:
+        """When the last fault stopped acting: the revert, unless every fault was an instant
+        event (a crash acts as it happens), then the latest of those events."""
+        if any(not i["plan"].instant for i in self._faults):
+            return revert_at
+        events = [i["applied"] for i in self._faults if i["applied"] is not None]
+        return max(events, default=revert_at)
+
+    def _release_stray_entries(self) -> None:
+        """Revert fault entries an interrupt left open between ledger write and undo registration."""
+        from faults.registry import run_recipe  # the registry imports every fault module
+
+        for entry in self.ledger.open_entries:
+            if entry.kind == "fault" and entry.opened_at >= self._wall0:
+                run_recipe(entry.recipe)
+                self.ledger.release(entry.id)
 
     def _revert(self, plan: Injection, entry: str, info: dict[str, Any]) -> None:
         started = self._clock()

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -149,6 +150,34 @@ def experiment(request: pytest.FixtureRequest) -> Iterator[Experiment]:
         if exp.record is None:  # the call phase never reached finish
             exp.finish(test_id=request.node.nodeid, error=RuntimeError("test did not complete"))
         chaos.add(exp.record)
+
+
+@pytest.fixture
+def chaos_search(request: pytest.FixtureRequest) -> Callable[..., Any]:
+    """Call it with SearchSettings fields but seed (kinds=, horizon=, max_examples=…), invariants=.
+
+    Runs the search on the session's environment, adds one record to the run's journal and
+    raises the minimal failure (NotRecovered, ImpactExceeded or InvariantViolated) if any.
+    """
+    from chaos.schedules import ScheduleSearch, SearchSettings  # Hypothesis: only when searching
+
+    def search(*, invariants: Any = (), **options: Any) -> Any:
+        chaos = request.config.stash[SESSION_KEY]
+        marker = request.node.get_closest_marker("chaos")
+        overrides = marker_overrides(marker.kwargs, request.node.nodeid) if marker else {}
+        found = ScheduleSearch.from_session(
+            chaos,
+            request.node.nodeid,
+            SearchSettings(seed=chaos.settings.seed, **options),  # --chaos-seed replays it
+            invariants=invariants,
+            overrides=overrides,
+        ).search()
+        if found.record is not None:
+            chaos.add(found.record)
+        found.raise_for_failure()
+        return found
+
+    return search
 
 
 @pytest.hookimpl(wrapper=True)

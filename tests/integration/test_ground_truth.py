@@ -16,6 +16,7 @@ from chaos.environments.local import LocalEnvironment
 from chaos.experiment import Experiment, ExperimentSettings
 from chaos.impact import Outcome
 from chaos.ledger import Ledger
+from faults.base import Recipe
 from faults.process import stop
 from tests.integration.scripted import FIXTURES, scripted
 
@@ -104,3 +105,15 @@ def test_a_tolerated_fault_leaves_steady_state_untouched(running) -> None:
         exp.observe("0.5s")
     assert exp.recover(rto="2s") == 0.0
     assert exp.finish().outcome is Outcome.TOLERATED
+
+
+def test_finish_reverts_a_fault_entry_an_interrupt_left_open(running) -> None:
+    """An interrupt between the ledger write and the undo registration must not leave it open."""
+    _, ledger, _ = running
+    exp = _experiment(running, "stray entry")
+    exp.baseline()
+    stray = ledger.acquire("stray fault", Recipe("none"), kind="fault")
+    assert stray in {e.id for e in ledger.open_entries}
+    exp.finish()
+    assert stray not in {e.id for e in ledger.open_entries}
+    assert all(e.kind != "fault" for e in ledger.open_entries)
