@@ -81,7 +81,9 @@ class Experiment:
         self._depth = 0
         self._faults: list[dict[str, Any]] = []
         self._phases: list[PhaseTiming] = []
-        self._probes = ProbeSet.from_journeys(env.catalog.journeys.values(), env.endpoint)
+        self._probes = ProbeSet.from_journeys(
+            env.catalog.journeys.values(), env.endpoint, near=env.catalog.path.parent
+        )
         self._baseline: dict[str, dict[str, Any]] = {}
         self._window_start: float | None = None
         self._fault_end: float | None = None

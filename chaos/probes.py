@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import http.client
-import importlib
 import json as jsonlib
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -16,6 +16,7 @@ from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from chaos.errors import CatalogError, ConfigError, ExperimentMisuse
 from chaos.impact import Sample, SloLike, SloVerdict, SteadyState, steady_verdict
+from chaos.journeys import import_near
 
 Endpoint = Callable[[str], str]
 Action = Callable[["JourneyContext"], object]
@@ -189,7 +190,7 @@ def _steps_action(steps: Sequence[Any], endpoint: Endpoint) -> Action:
     return run
 
 
-def _import_call(journey_name: str, dotted: str) -> Action:
+def _import_call(journey_name: str, dotted: str, near: Path | None = None) -> Action:
     """Resolve "package.module:attr.path" to a callable, or say exactly what is wrong."""
 
     def bad(problem: str) -> CatalogError:
@@ -202,7 +203,7 @@ def _import_call(journey_name: str, dotted: str) -> Action:
     if not sep or not module_name or not attr_path:
         raise bad("must look like 'package.module:function'")
     try:
-        target: Any = importlib.import_module(module_name)
+        target: Any = import_near(module_name, near)
         for attr in attr_path.split("."):
             target = getattr(target, attr)
     except ImportError as err:
@@ -214,7 +215,7 @@ def _import_call(journey_name: str, dotted: str) -> Action:
     return target
 
 
-def journey_action(journey: Any, endpoint: Endpoint) -> Action:
+def journey_action(journey: Any, endpoint: Endpoint, near: Path | None = None) -> Action:
     """What one attempt of `journey` does: its HTTP steps, or its Python `call`.
 
     `endpoint` is the resolver the steps will use; a Python journey reaches it through
@@ -223,7 +224,7 @@ def journey_action(journey: Any, endpoint: Endpoint) -> Action:
     call = getattr(journey, "call", None)
     steps = tuple(getattr(journey, "steps", ()) or ())
     if call:
-        return _import_call(journey.name, call)
+        return _import_call(journey.name, call, near)
     if steps:
         return _steps_action(steps, endpoint)
     raise CatalogError(
@@ -397,12 +398,17 @@ class ProbeSet:
         clock: Callable[[], float] = time.monotonic,
         max_samples: int = 100_000,
         max_duration: float = 3600.0,
+        near: Path | None = None,
     ) -> ProbeSet:
-        """Probes for catalog journeys (name, customers, interval, timeout, steps or call)."""
+        """Probes for catalog journeys (name, customers, interval, timeout, steps or call).
+
+        `near` (the catalog's folder) is where Python journeys are looked for when their module
+        is not importable as is.
+        """
         return cls(
             Probe(
                 journey.name,
-                journey_action(journey, endpoint),
+                journey_action(journey, endpoint, near),
                 customers=journey.customers,
                 interval=journey.interval,
                 timeout=journey.timeout,
