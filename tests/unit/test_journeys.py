@@ -23,11 +23,8 @@ def test_a_module_beside_the_catalog_is_found_from_a_nested_folder(
     catalog_dir.mkdir()
     module = import_near("pkg_beside.journeys.shop", catalog_dir)
     assert module.checkout(None) == "ok"
-    (
-        sys.modules.pop("pkg_beside.journeys.shop"),
-        sys.modules.pop("pkg_beside.journeys"),
-        sys.modules.pop("pkg_beside"),
-    )
+    for name in ("pkg_beside.journeys.shop", "pkg_beside.journeys", "pkg_beside"):
+        sys.modules.pop(name)
 
 
 def test_a_module_found_nowhere_raises_the_import_error(tmp_path: Path) -> None:
