@@ -56,7 +56,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--catalog", type=Path, default=DEFAULT_CATALOG, help="catalog (chaos.yaml)")
     run.add_argument("--suite", type=Path, default=DEFAULT_SUITE, help="experiments directory")
     run.add_argument(
-        "--env", choices=("local", "compose"), default="local", help="environment kind"
+        "--env",
+        choices=("auto", "local", "compose"),
+        default="auto",
+        help="environment kind; auto: compose when a Docker engine answers and the catalog "
+        "declares a compose environment, else local",
     )
     run.add_argument(
         "--results", type=Path, default=Path("chaos-results"), help="reports directory"
@@ -95,11 +99,12 @@ def _parser() -> argparse.ArgumentParser:
 def _run(args: argparse.Namespace, pytest_args: list[str]) -> int:
     if not args.catalog.is_file():
         raise ChaosError(f"--catalog {args.catalog}: no such file (run from the project root?)")
+    env = resolve_env(args.env, args.catalog)
     allure_dir = args.results / "allure-results"
     command = [
         *(sys.executable, "-m", "pytest", str(args.suite), "-v"),
         f"--chaos-catalog={args.catalog}",
-        f"--chaos-env={args.env}",
+        f"--chaos-env={env}",
         f"--chaos-results={args.results}",
         *([f"--alluredir={allure_dir}"] if not any("alluredir" in a for a in pytest_args) else []),
         *(["--chaos-seed", args.seed] if args.seed else []),
@@ -122,6 +127,26 @@ def _run(args: argparse.Namespace, pytest_args: list[str]) -> int:
             print(f"  {label}: {path.resolve()}")
     # The game day's job is to measure: degraded / not-recovered outcomes are findings, not a crash.
     return 0 if code in (0, 1) and fresh else (code or 1)
+
+
+def resolve_env(choice: str, catalog: Path) -> str:
+    """`auto`: compose when the catalog declares it and a Docker engine and Compose answer."""
+    if choice != "auto":
+        return choice
+    from chaos.catalog import load_catalog
+
+    if "compose" not in load_catalog(catalog).environments:
+        return "local"
+    try:
+        from chaos.environments.compose import compose_command
+        from faults.container import docker_client
+
+        docker_client().close()
+        compose_command()
+    except ChaosError as err:
+        print(f"chaos run: using the local environment ({err})")
+        return "local"
+    return "compose"
 
 
 def _clean(args: argparse.Namespace, _rest: list[str]) -> int:

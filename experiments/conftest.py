@@ -14,11 +14,15 @@ from pathlib import Path
 
 import pytest
 
+from chaos.catalog import Catalog
 from chaos.environments.local_spec import load_local_spec
+from chaos.errors import ChaosError
 from chaos.plugin import SESSION_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CATALOG = ROOT / "examples" / "shop" / "chaos.yaml"
+SHOP_DIR = ROOT / "examples" / "shop"
+DEFAULT_CATALOG = SHOP_DIR / "chaos.yaml"
+SHOP_IMAGE = "SHOP_IMAGE"  # the variable examples/shop/compose.yaml takes its image from
 README = "examples/shop/README.md"
 
 WEAKNESSES = {
@@ -49,14 +53,58 @@ def pytest_configure(config: pytest.Config) -> None:
         config.option.chaos_catalog = str(DEFAULT_CATALOG)
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Compose runs of the shop: build its image if missing and name the exact tag in SHOP_IMAGE."""
+    chaos = session.config.stash[SESSION_KEY]
+    if chaos.settings.env != "compose" or os.environ.get(SHOP_IMAGE):
+        return
+    compose_file = chaos.catalog().environments.get("compose")
+    if compose_file is None or SHOP_DIR not in compose_file.resolve().parents:
+        return
+    from examples.shop.images import ensure_shop_image
+
+    try:
+        os.environ[SHOP_IMAGE] = ensure_shop_image()  # progress on stderr
+    except ChaosError as err:
+        raise pytest.UsageError(
+            f"cannot build the example shop's image for {compose_file}: {err}. Build it with "
+            "`python -m examples.shop.images`, or run the local environment (--chaos-env local)"
+        ) from err
+
+
+def _resilient_env(values: list[object]) -> bool:
+    return any(str(value) == "1" for value in values)
+
+
+def compose_is_resilient(compose_file: Path) -> bool:
+    """Whether a service of the compose file has SHOP_RESILIENT=1, as Compose itself reads it."""
+    from chaos.environments.compose import ComposeCli, compose_command
+
+    config = ComposeCli(compose_command(), "shop-variant", (compose_file,)).config()
+    values = []
+    for service in config["services"].values():
+        environment = service.get("environment") or {}
+        if isinstance(environment, list):
+            environment = dict(item.partition("=")[::2] for item in environment)
+        values.append(environment.get("SHOP_RESILIENT"))
+    return _resilient_env(values)
+
+
 def shop_is_resilient(config: pytest.Config) -> bool:
-    """Whether the catalog's local services run with SHOP_RESILIENT=1 (as its local file declares)."""
-    catalog = config.stash[SESSION_KEY].catalog()
-    path = catalog.environments.get("local")
+    """Whether the environment this run uses starts the shop with SHOP_RESILIENT=1.
+
+    Read from the catalog's file for that environment kind (local.yaml / compose.yaml and their
+    resilient twins); SHOP_RESILIENT in our own environment when the catalog has no such file.
+    """
+    chaos = config.stash[SESSION_KEY]
+    catalog: Catalog = chaos.catalog()
+    path = catalog.environments.get(chaos.settings.env)
     if path is None:
         return os.environ.get("SHOP_RESILIENT") == "1"
+    if chaos.settings.env == "compose":
+        return compose_is_resilient(path)
     spec = load_local_spec(path, catalog)
-    return any(service.env.get("SHOP_RESILIENT") == "1" for service in spec.services.values())
+    return _resilient_env([service.env.get("SHOP_RESILIENT") for service in spec.services.values()])
 
 
 def _weakness_of(item: pytest.Item) -> str | None:

@@ -3,43 +3,22 @@ resilient shop tolerates them. Both runs go through `python -m chaos run`, as a 
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.integration.gameday import run_game_day
+
 SHOP_PORTS = {15432, 16379, 18000, 18001, 18002}  # see examples/shop/chaos.yaml
 
 
 def _run_game_day(tmp_path: Path, catalog: str) -> dict:
+    done, journal = run_game_day(tmp_path, catalog, "local")
     results = tmp_path / "results"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "chaos",
-            "run",
-            "--catalog",
-            f"examples/shop/{catalog}",
-            "--results",
-            str(results),
-            "-p",
-            "no:cacheprovider",
-            f"--chaos-state-dir={tmp_path / 'state'}",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     assert f"journal: {results / 'journal.json'}" in done.stdout
     assert f"html matrix: {results / 'report.html'}" in done.stdout
     assert list((results / "allure-results").glob("*-result.json")), "Allure results written"
-    return json.loads((results / "journal.json").read_text())
+    return journal
 
 
 def _outcomes(journal: dict) -> dict[str, str]:

@@ -220,7 +220,7 @@ def test_resilient_files_differ_from_weak_ones_only_where_documented() -> None:
     strong = yaml.safe_load((SHOP / "chaos.resilient.yaml").read_text())
     assert (strong["name"], strong["environments"]) == (
         "shop-resilient",
-        {"local": "local.resilient.yaml"},
+        {"local": "local.resilient.yaml", "compose": "compose.resilient.yaml"},
     )
     assert strong["services"]["web"]["depends_on"] == ["orders"]
     assert weak["services"]["web"]["depends_on"] == ["orders", "redis"]
