@@ -80,8 +80,10 @@ def _reconcile_container(env: ComposeEnvironment, service: str) -> list[str]:
             f"started service {service} (it was {state.get('Status')}, exit code {code})"
         )
     repairs += _reconnect(env, service)
-    if state.get("Running") and (state.get("Health") or {}).get("Status") == "unhealthy":
+    health = (state.get("Health") or {}).get("Status")
+    if state.get("Running") and not state.get("Paused") and health == "unhealthy":
         # Docker already judged it (its retries ran out): restart now instead of waiting it out.
+        # (Not after a resume: a paused container's health is stale, it is judged afresh below.)
         env.lifecycle.restart(service)
         repairs.append(f"restarted service {service}: Docker reported it unhealthy")
     return repairs + ready_or_restarted(service, env.wait_ready, env.lifecycle)
