@@ -108,17 +108,27 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 class _PhaseLines:
-    """Prints `[inject latency 800ms on orders -> payments] 3ms` lines under the test with -v."""
+    """Prints `[inject latency 800ms on orders -> payments] 3ms` lines under the test with -v.
+
+    Written past pytest's output capture (as live progress must be), not into the test's
+    captured stdout.
+    """
 
     def __init__(self, config: pytest.Config) -> None:
         self._reporter = config.pluginmanager.get_plugin("terminalreporter")
+        self._capture = config.pluginmanager.get_plugin("capturemanager")
         self._enabled = config.get_verbosity() > 0 and self._reporter is not None
 
     def phase(self, name: str, detail: str, seconds: float) -> None:
-        if self._enabled and (detail or seconds):  # not the bare end-of-window marker
-            self._reporter.write_line(
-                f"    [{step_title(name, detail)}] {format_duration(seconds)}"
-            )
+        if not self._enabled or not (detail or seconds):  # not the bare end-of-window marker
+            return
+        line = f"    [{step_title(name, detail)}] {format_duration(seconds)}"
+        if self._capture is None:
+            self._reporter.write_line(line)
+            return
+        with self._capture.global_and_fixture_disabled():
+            self._reporter.ensure_newline()
+            self._reporter.write_line(line)
 
 
 @pytest.fixture(scope="session")
