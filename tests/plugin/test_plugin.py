@@ -185,3 +185,40 @@ def test_no_catalog_is_a_clear_error(pytester: pytest.Pytester, tmp_path: Path) 
     result = pytester.runpytest(*args)
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*no catalog: pass --chaos-catalog path/to/chaos.yaml*"])
+
+
+def test_chaos_matrix_parametrizes_the_required_modes(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.chaos_matrix(tier=1)
+        def test_mode(failure_mode):
+            assert (failure_mode.kind, failure_mode.target) == ("stop", "svc")
+            assert failure_mode.fault().kind == "stop"
+        """
+    )
+    result = pytester.runpytest(*_args(tmp_path), "-v")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*test_mode[[]stop-svc[]] PASSED*"])
+
+
+def test_chaos_matrix_with_an_unknown_kind_is_a_clear_error(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.chaos_matrix(kinds=["teleport"])
+        def test_mode(failure_mode):
+            pass
+        """
+    )
+    result = pytester.runpytest(*_args(tmp_path))
+    assert result.ret != 0
+    result.stdout.fnmatch_lines(
+        ["*chaos_matrix(kinds=...): unknown fault kind(s) teleport; valid: bandwidth, disconnect*"]
+    )
