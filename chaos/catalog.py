@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
@@ -86,11 +86,21 @@ class HttpStep:
     expect: tuple[int, ...] = ()
 
     def accepts(self, status: int) -> bool:
-        return status in self.expect if self.expect else 200 <= status < 300
+        return status_accepted(status, self.expect)
 
     def render_path(self, customer: int, seq: int) -> str:
         """The path with {customer} and {seq} filled in for one attempt."""
-        return self.path.format(customer=customer, seq=seq)
+        return fill_placeholders(self.path, customer, seq)
+
+
+def status_accepted(status: int, expect: Sequence[int]) -> bool:
+    """A step's rule: one of `expect`, or any 2xx when it lists none."""
+    return status in expect if expect else 200 <= status < 300
+
+
+def fill_placeholders(text: str, customer: int, seq: int) -> str:
+    """Fill a path's or body string's {customer} and {seq} for one attempt of one customer."""
+    return text.replace("{customer}", str(customer)).replace("{seq}", str(seq))
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
+from chaos.catalog import fill_placeholders, status_accepted
 from chaos.errors import CatalogError, ConfigError, ExperimentMisuse
 from chaos.impact import Sample, SloLike, SloVerdict, SteadyState, steady_verdict
 from chaos.journeys import import_near
@@ -94,7 +95,7 @@ class JourneyContext:
 
     def expand(self, text: str) -> str:
         """Fill the {customer} and {seq} placeholders of a catalog path or body string."""
-        return text.replace("{customer}", str(self.customer)).replace("{seq}", str(self.seq))
+        return fill_placeholders(text, self.customer, self.seq)
 
     def http(
         self,
@@ -119,7 +120,7 @@ class JourneyContext:
         if remaining <= 0:
             raise JourneyFailed("timeout", f"{self.timeout}s budget used before {method} {url}")
         result = _request(method, url, json, remaining)
-        if not (result.status in expect if expect else 200 <= result.status < 300):
+        if not status_accepted(result.status, expect):
             wanted = "/".join(map(str, expect)) if expect else "2xx"
             raise JourneyFailed(
                 f"http-{result.status}",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,15 +107,3 @@ def previous_journal(results_dir: Path, run_id: str) -> Path | None:
     history = sorted((results_dir / "journals").glob("*.json"))
     earlier = [p for p in history if p.stem < run_id]
     return earlier[-1] if earlier else None
-
-
-def experiments_by_mode(
-    records: Sequence[ExperimentRecord],
-) -> dict[tuple[str, str], list[ExperimentRecord]]:
-    """Group records by (service, fault kind): the unit of failure-mode coverage."""
-    grouped: dict[tuple[str, str], list[ExperimentRecord]] = {}
-    for record in records:
-        for fault in record.faults:
-            for service in record.services or ("-",):
-                grouped.setdefault((service, fault.kind), []).append(record)
-    return grouped
