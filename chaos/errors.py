@@ -43,6 +43,10 @@ class EnvironmentFailure(ChaosError):
     """The environment could not be started, reached or stopped."""
 
 
+class EngineUnreachable(EnvironmentFailure):
+    """No Docker engine answers (callers that can do without Docker skip instead of failing)."""
+
+
 class FaultError(ChaosError):
     """A fault could not be planned or applied."""
 

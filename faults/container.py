@@ -21,7 +21,7 @@ import docker
 import docker.errors
 
 from chaos.environments.restart_policy import EventKind, LifecycleEvent
-from chaos.errors import EnvironmentFailure, FaultError, UnknownTarget
+from chaos.errors import EngineUnreachable, FaultError, UnknownTarget
 from faults.base import NOTHING_TO_REVERT, Injection, Recipe
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ def docker_client() -> docker.DockerClient:
         client.ping()
     except docker.errors.DockerException as err:
         where = os.environ.get("DOCKER_HOST", "the default socket /var/run/docker.sock")
-        raise EnvironmentFailure(
+        raise EngineUnreachable(
             f"cannot reach the Docker engine at {where}: {err}; start Docker or set DOCKER_HOST"
         ) from err
     return client

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from chaos.errors import ChaosError, EnvironmentFailure, LedgerError
+from chaos.errors import ChaosError, EngineUnreachable, EnvironmentFailure, LedgerError
 from chaos.ledger import LedgerFile, ledger_files, read_ledger
 from faults.registry import run_recipe
 
@@ -62,11 +62,10 @@ def _sweep_docker_labels(report: SweepReport) -> None:
         from reconcilers.docker_sweep import sweep_labelled
 
         report.reverted += sweep_labelled(live_run_ids=report.live_runs)
+    except EngineUnreachable as err:
+        report.skipped.append(f"Docker objects: {err}")
     except EnvironmentFailure as err:
-        if "cannot reach the Docker engine" in str(err):
-            report.skipped.append(f"Docker objects: {err}")
-        else:
-            report.failed.append(str(err))
+        report.failed.append(str(err))
 
 
 def _sweep_run(ledger: LedgerFile, report: SweepReport) -> None:
