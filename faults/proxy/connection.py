@@ -1,10 +1,13 @@
-"""One proxied TCP connection: two directions, each on a zero-copy fast path or the toxic pipeline.
+"""One proxied TCP connection: two directions, each on the fast path or the toxic pipeline.
 
-Fast path (no toxic on the stream): `os.splice` socket -> pipe -> socket, no bytes in Python.
-Toxic path: recv into the sans-IO `Link`, write what it releases when it is due. Switching is
-done on the reactor thread between two events, so no byte is in flight: bytes still in the pipe
-are read out and written first; the fast path resumes only when the chain is empty and every byte
-the pipeline released has been written.
+Fast path (no toxic on the stream): a small message (a request, a reply) takes one `recv_into`
+the reactor's buffer and one `send`; once a read fills that buffer the direction is bulk and
+switches to `os.splice` socket -> pipe -> socket, no bytes in Python, until a read comes back
+small again (HAProxy's "splice-auto" does the same: splicing costs more than a copy for small
+messages). Toxic path: recv into the sans-IO `Link`, write what it releases when it is due.
+Switching is done on the reactor thread between two events, so no byte is in flight: bytes still
+in the pipe or the write buffer go out first; the fast path resumes only when the chain is empty
+and every byte the pipeline released has been written.
 """
 
 from __future__ import annotations
@@ -43,7 +46,8 @@ class Direction:
         self.conn = conn
         self.src, self.dst, self.stream = src, dst, stream
         self.src_fd, self.dst_fd = src.fileno(), dst.fileno()
-        self.link: Link | None = None if SPLICE else Link(conn.rng)
+        self.link: Link | None = None  # None: the fast path
+        self.splicing = False  # fast path: copy small messages, splice once a read fills the buffer
         self.pipe: tuple[int, int] | None = None
         self.pipe_cap = PIPE_SIZE
         self.in_pipe = 0
@@ -61,8 +65,8 @@ class Direction:
     def want_read(self) -> bool:
         if self.eof_in or self.shut or self.close_out:
             return False
-        if self.link is None:
-            return self.in_pipe < self.pipe_cap // 2  # keep reading while the pipe has room
+        if self.link is None:  # keep reading while the pipe has room and nothing else waits
+            return self.in_pipe < self.pipe_cap // 2 and not self.wbytes
         return self.wbytes < HIGH_WATER and self.link.held < HIGH_WATER
 
     @property
@@ -73,12 +77,12 @@ class Direction:
     def on_readable(self) -> bool:
         """Read what the source has; True when the sockets' interest needs no update."""
         if self.link is None:
-            return self._splice_in()
+            return self._splice_in() if self.splicing or self.in_pipe else self._copy_in()
         self._recv_in()
         return False
 
     def on_writable(self) -> None:
-        if self.link is None:
+        if self.link is None and not self.wbytes:
             self._splice_out()
         else:
             self._flush()
@@ -91,6 +95,40 @@ class Direction:
             self.pipe_cap = 65536  # the default pipe works, only slower
         self.pipe = (r, w)
         return self.pipe
+
+    def _copy_in(self) -> bool:
+        """Small messages: one recv into the reactor's buffer and one send, cheaper than splicing.
+
+        A read that fills the buffer means bulk: the next reads splice (as HAProxy's splice-auto).
+        """
+        buf = self.conn.reactor.buffer
+        try:
+            n = self.src.recv_into(buf)
+        except BlockingIOError:
+            return True
+        except OSError:
+            self.conn.close()
+            return False
+        if n == 0:
+            self._source_ended()
+            return False
+        self.transferred += n
+        view = memoryview(buf)[:n]
+        try:
+            sent = self.dst.send(view)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            self.conn.close()
+            return False
+        if sent < n:
+            self._queue(bytes(view[sent:]))
+            return False
+        if n == len(buf) and SPLICE:
+            self.splicing = True
+            return False
+        self.conn.reactor.expect_reply = True
+        return True
 
     def _splice_in(self) -> bool:
         """Splice reads straight through; True when that changed nothing the interest depends on."""
@@ -115,6 +153,7 @@ class Direction:
             if self.in_pipe:
                 return False
             if n < SMALL:
+                self.splicing = False
                 self.conn.reactor.expect_reply = True
                 return settled
             if n < self.pipe_cap // 4:
@@ -201,7 +240,7 @@ class Direction:
         if deadline is not None and (self.timer_at is None or deadline < self.timer_at):
             self.timer_at = deadline
             self.conn.reactor.call_at(deadline, lambda: self._on_timer(deadline))
-        if SPLICE and link.idle and not self.wbytes and not (self.eof_out or self.close_out):
+        if link.idle and not self.wbytes and not (self.eof_out or self.close_out):
             self.link = None  # back to the fast path
             self.timer_at = None
 

@@ -30,6 +30,7 @@ MAX_SLEEP = 3600.0
 SPIN_WINDOW = 0.0012  # below this, poll without blocking so timers fire on time
 REPLY_SPIN = 0.0002  # after a small message, poll this long for the answer before sleeping
 SPIN_MAX_EVENTS = 2  # a poll returning more events than this: busy enough without spinning
+COPY_BUFFER = 64 * 1024
 IN, OUT, HUP, ERR = select.EPOLLIN, select.EPOLLOUT, select.EPOLLHUP, select.EPOLLERR
 
 
@@ -49,6 +50,7 @@ class Reactor:
         self._running = False
         self.expect_reply = False  # set by handlers: a small message went out, poll a while
         self._spin_until = 0.0
+        self.buffer = bytearray(COPY_BUFFER)  # fast-path reads of small messages (this thread only)
 
     # -- registration (reactor thread only) ----------------------------------------------------
     def set_handler(self, fd: int, handler: Callable[[int], None]) -> None:

@@ -350,3 +350,48 @@ def test_stop_closes_connections_and_is_idempotent(request):
     except OSError as err:
         assert err.errno == errno.ECONNRESET
     sock.close()
+
+
+def fast_path_state(server: ProxyServer) -> list[tuple[bool, bool]]:
+    """(splicing, pipe opened) of every live direction of the proxy 'edge'."""
+
+    def read() -> list[tuple[bool, bool]]:
+        conns = server.proxies["edge"].connections
+        return [(d.splicing, d.pipe is not None) for c in conns for d in (c.up, c.down) if d]
+
+    return server.reactor.run_sync(read)
+
+
+def test_fast_path_copies_small_messages_and_splices_bulk(client, server, request):
+    """Requests and replies take one recv + send (no pipe opened); a bulk stream is spliced;
+    switching between the two in either direction keeps the bytes exact and in order."""
+    info, _ = proxied(client, echo, request)
+    sizes = [14, 3 << 20, 100, 1 << 20, 7, 65536, 5]
+    with connect(info.port) as sock:
+        for _ in range(20):
+            round_trip(sock)
+        assert fast_path_state(server) == [(False, False), (False, False)]
+        for index, size in enumerate(sizes):
+            payload = bytes([index + 1]) * size
+            echoed: list[bytes] = []
+            reader = threading.Thread(target=lambda n=size, out=echoed: out.append(read_n(sock, n)))
+            reader.start()
+            sock.sendall(payload)
+            reader.join(TIMEOUT)
+            assert echoed == [payload], f"message {index} ({size} bytes) changed"
+            if size >= 1 << 20:
+                assert all(pipe for _, pipe in fast_path_state(server))
+        round_trip(sock)
+        assert [splicing for splicing, _ in fast_path_state(server)] == [False, False]
+
+
+def read_n(sock: socket.socket, size: int) -> bytes:
+    got = bytearray()
+    for _ in range(1_000_000):
+        if len(got) >= size:
+            break
+        chunk = sock.recv(1 << 20)
+        if not chunk:
+            break
+        got += chunk
+    return bytes(got)
