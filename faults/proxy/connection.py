@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from faults.proxy.core import Link, Signal, Stream, ToxicSpec
-from faults.proxy.reactor import ERR, HUP, IN, OUT, Reactor
+from faults.proxy.reactor import COPY_BUFFER, ERR, HUP, IN, OUT, Reactor
 
 if TYPE_CHECKING:
     from faults.proxy.server import Proxy
@@ -59,6 +59,7 @@ class Direction:
         self.shut = False  # dst write side is shut
         self.timer_at: float | None = None
         self.transferred = 0
+        self.peer: Direction = self  # the opposite direction, set by the connection
 
     # -- interest ------------------------------------------------------------------------------
     @property
@@ -70,10 +71,31 @@ class Direction:
         return self.wbytes < HIGH_WATER and self.link.held < HIGH_WATER
 
     @property
+    def copying(self) -> bool:
+        """On the fast path, copying, with nothing waiting: a read can go straight out."""
+        return not (
+            self.link
+            or self.splicing
+            or self.in_pipe
+            or self.wbytes
+            or self.eof_in
+            or self.shut
+            or self.close_out
+        )
+
+    @property
     def want_write(self) -> bool:
         return (self.in_pipe > 0 or self.wbytes > 0) and not self.shut
 
     # -- events ------------------------------------------------------------------------------
+    def on_source_event(self, events: int) -> None:
+        """The reactor's handler for `src` (an OUT there is the peer direction's to use)."""
+        if events == IN and self.copying:  # the common case, kept to as few steps as possible
+            if not self._copy_in() and not self.conn.closed:
+                self.conn.update_interest()
+            return
+        self.conn.on_event(events, self, self.peer)
+
     def on_readable(self) -> bool:
         """Read what the source has; True when the sockets' interest needs no update."""
         if self.link is None:
@@ -101,9 +123,9 @@ class Direction:
 
         A read that fills the buffer means bulk: the next reads splice (as HAProxy's splice-auto).
         """
-        buf = self.conn.reactor.buffer
+        reactor = self.conn.reactor
         try:
-            n = self.src.recv_into(buf)
+            n = self.src.recv_into(reactor.buffer)
         except BlockingIOError:
             return True
         except OSError:
@@ -113,7 +135,7 @@ class Direction:
             self._source_ended()
             return False
         self.transferred += n
-        view = memoryview(buf)[:n]
+        view = reactor.view[:n]
         try:
             sent = self.dst.send(view)
         except BlockingIOError:
@@ -124,10 +146,10 @@ class Direction:
         if sent < n:
             self._queue(bytes(view[sent:]))
             return False
-        if n == len(buf) and SPLICE:
+        if n == COPY_BUFFER and SPLICE:
             self.splicing = True
             return False
-        self.conn.reactor.expect_reply = True
+        reactor.expect_reply = True
         return True
 
     def _splice_in(self) -> bool:
@@ -322,8 +344,9 @@ class Connection:
             return
         self.up = Direction(self, self.client, self.upstream, Stream.UPSTREAM)
         self.down = Direction(self, self.upstream, self.client, Stream.DOWNSTREAM)
-        self.reactor.set_handler(self.client.fileno(), self._on_client)
-        self.reactor.set_handler(self.upstream.fileno(), self._on_upstream)
+        self.up.peer, self.down.peer = self.down, self.up
+        self.reactor.set_handler(self.client.fileno(), self.up.on_source_event)
+        self.reactor.set_handler(self.upstream.fileno(), self.down.on_source_event)
         self.install(self.proxy.toxics, time.monotonic())
         self.update_interest()
 
@@ -334,13 +357,8 @@ class Connection:
         if not self.closed:
             self.update_interest()
 
-    def _on_client(self, events: int) -> None:
-        self._event(events, self.up, self.down)  # type: ignore[arg-type]
-
-    def _on_upstream(self, events: int) -> None:
-        self._event(events, self.down, self.up)  # type: ignore[arg-type]
-
-    def _event(self, events: int, reader: Direction, writer: Direction) -> None:
+    def on_event(self, events: int, reader: Direction, writer: Direction) -> None:
+        """Events on reader's source socket: read for `reader`, write for `writer`."""
         if events == IN and reader.link is None and not reader.in_pipe and reader.want_read:
             if reader.on_readable():  # the common case: one message spliced straight through
                 return

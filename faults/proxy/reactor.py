@@ -51,6 +51,7 @@ class Reactor:
         self.expect_reply = False  # set by handlers: a small message went out, poll a while
         self._spin_until = 0.0
         self.buffer = bytearray(COPY_BUFFER)  # fast-path reads of small messages (this thread only)
+        self.view = memoryview(self.buffer)
 
     # -- registration (reactor thread only) ----------------------------------------------------
     def set_handler(self, fd: int, handler: Callable[[int], None]) -> None:
