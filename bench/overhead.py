@@ -32,8 +32,13 @@ OBSERVE = 0.5
 def one_experiment(env: LocalEnvironment, ledger: Ledger, number: int) -> dict[str, float]:
     started = time.monotonic()
     repairs = env.reconcile()
-    exp = Experiment(env, ledger, name=f"bench-{number}", settings=ExperimentSettings(baseline=BASELINE),
-                     repairs=repairs)
+    exp = Experiment(
+        env,
+        ledger,
+        name=f"bench-{number}",
+        settings=ExperimentSettings(baseline=BASELINE),
+        repairs=repairs,
+    )
     exp.baseline()
     with exp.inject(scripted("svc", fail_customers=[])):
         exp.observe(OBSERVE)
@@ -42,8 +47,12 @@ def one_experiment(env: LocalEnvironment, ledger: Ledger, number: int) -> dict[s
     wall = time.monotonic() - started
     recover_wait = sum(p.seconds for p in record.phases if p.name == "recover")
     declared = BASELINE + OBSERVE
-    return {"wall": wall, "declared": declared, "recover_wait": recover_wait,
-            "overhead": wall - declared - recover_wait}
+    return {
+        "wall": wall,
+        "declared": declared,
+        "recover_wait": recover_wait,
+        "overhead": wall - declared - recover_wait,
+    }
 
 
 def main() -> int:
@@ -54,8 +63,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as state:
         ledger = Ledger(Path(state))
         ledger.open()
-        env = LocalEnvironment.from_catalog(catalog, run_id=ledger.run_id, state_dir=Path(state) / "run",
-                                            tracker=ledger)
+        env = LocalEnvironment.from_catalog(
+            catalog, run_id=ledger.run_id, state_dir=Path(state) / "run", tracker=ledger
+        )
         t0 = time.monotonic()
         env.start()
         startup = time.monotonic() - t0
@@ -65,15 +75,21 @@ def main() -> int:
             env.stop()
             ledger.close()
     print(f"environment start (1 service + proxy): {startup:.3f} s")
-    print(f"{'run':>3}  {'wall s':>7}  {'declared s':>10}  {'recover wait s':>14}  {'overhead s':>10}")
+    print(
+        f"{'run':>3}  {'wall s':>7}  {'declared s':>10}  {'recover wait s':>14}  {'overhead s':>10}"
+    )
     for n, row in enumerate(rows):
-        print(f"{n:>3}  {row['wall']:7.3f}  {row['declared']:10.3f}  {row['recover_wait']:14.3f}  "
-              f"{row['overhead']:10.3f}")
+        print(
+            f"{n:>3}  {row['wall']:7.3f}  {row['declared']:10.3f}  {row['recover_wait']:14.3f}  "
+            f"{row['overhead']:10.3f}"
+        )
     overheads = [r["overhead"] for r in rows]
     median, worst = statistics.median(overheads), max(overheads)
-    print(f"overhead per experiment: median {median:.3f} s, max {worst:.3f} s "
-          f"(target ≤ 0.5 s: {'PASS' if worst <= 0.5 else 'MISS'}); "
-          f"overhead ÷ declared time: {median / (BASELINE + OBSERVE):.2f}")
+    print(
+        f"overhead per experiment: median {median:.3f} s, max {worst:.3f} s "
+        f"(target ≤ 0.5 s: {'PASS' if worst <= 0.5 else 'MISS'}); "
+        f"overhead ÷ declared time: {median / (BASELINE + OBSERVE):.2f}"
+    )
     return 0
 
 

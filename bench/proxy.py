@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import enum
 import io
 import json
 import os
 import platform
-import shutil
 import signal
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -21,16 +20,26 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import Any, TypeVar
 
-from chaos.errors import ChaosError, EnvironmentFailure
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
-LOOPBACK = "127.0.0.1"
+from bench.processes import (  # noqa: E402
+    LOOPBACK,
+    Address,
+    build_native,
+    free_port,
+    run_client,
+    spawn,
+    wait_listening,
+)
+from chaos.errors import ChaosError, EnvironmentFailure  # noqa: E402
+
 TOXIC_LATENCY_MS = 20.0
 PING = b"PING\r\n"
 PONG = b"+PONG\r\n"
 
-Address = tuple[str, int]
 T = TypeVar("T")
 
 
@@ -95,83 +104,9 @@ class Routes:
     redis_proxied: Address | None = None
     iperf_proxied: Address | None = None
     redis_toxic: Address | None = None
-
-
-# ---------------------------------------------------------------- processes and ports
-
-
-def free_port() -> int:
-    """A loopback port that was free a moment ago (the server binding it next is ours)."""
-    with socket.socket() as sock:
-        sock.bind((LOOPBACK, 0))
-        return sock.getsockname()[1]
-
-
-def wait_listening(address: Address, timeout: float, server: Spawned) -> None:
-    """Block until `address` accepts connections; fail early if the server process died."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.proc.poll() is not None:
-            raise EnvironmentFailure(
-                f"{' '.join(map(str, server.proc.args))} exited with {server.proc.returncode} "
-                f"before listening on {address[0]}:{address[1]}: {server.output()}"
-            )
-        try:
-            socket.create_connection(address, timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise EnvironmentFailure(f"nothing listens on {address[0]}:{address[1]} after {timeout}s")
-
-
-@dataclass(frozen=True)
-class Spawned:
-    """A server process and the file its stderr goes to (a file, not a pipe: it never fills)."""
-
-    proc: subprocess.Popen[bytes]
-    log: IO[bytes]
-
-    def output(self) -> str:
-        self.log.seek(0)
-        return self.log.read().decode(errors="replace").strip()[-800:] or "no output"
-
-
-def spawn(stack: ExitStack, argv: Sequence[str]) -> Spawned:
-    """Start a server process that is always terminated (then killed) when `stack` closes."""
-    if shutil.which(argv[0]) is None and not os.path.isabs(argv[0]):
-        raise EnvironmentFailure(f"{argv[0]} is not installed; install the Debian package first")
-    log = stack.enter_context(tempfile.TemporaryFile())  # noqa: SIM115 (closed by the stack)
-    proc = subprocess.Popen(
-        list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log
-    )
-    stack.callback(stop_process, proc)
-    return Spawned(proc, log)
-
-
-def stop_process(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, a short grace period, then SIGKILL: no process outlives the benchmark."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-
-
-def run_client(argv: Sequence[str], timeout: float) -> str:
-    """Run a benchmark client to completion and return its stdout; any failure is an error."""
-    try:
-        done = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout)
-    except FileNotFoundError as err:
-        raise EnvironmentFailure(f"{argv[0]} is not installed: {err}") from err
-    except subprocess.TimeoutExpired as err:
-        raise EnvironmentFailure(f"{' '.join(argv)} took longer than {timeout}s") from err
-    if done.returncode != 0:
-        raise EnvironmentFailure(
-            f"{' '.join(argv)} exited with {done.returncode}: {done.stderr.strip()[-500:]}"
-        )
-    return done.stdout
+    redis_native: Address | None = None  # native thread-per-direction forwarder (reference)
+    iperf_native: Address | None = None
+    redis_floor: Address | None = None  # native busy-poll forwarder: the least a hop can add
 
 
 def start_servers(stack: ExitStack) -> tuple[Address, Address]:
@@ -241,6 +176,27 @@ def wire_proxies(stack: ExitStack, api_url: str, redis: Address, iperf: Address)
     return routes
 
 
+def wire_native(stack: ExitStack, routes: Routes) -> Routes:
+    """Put the native reference forwarders in front of redis and iperf3 (if a compiler exists)."""
+    binary, why_not = build_native(Path(stack.enter_context(tempfile.TemporaryDirectory())))
+    if binary is None:
+        print(f"bench/proxy.py: {why_not}", file=sys.stderr)
+        return routes
+
+    def forward(mode: str, upstream: Address) -> Address:
+        address = (LOOPBACK, free_port())
+        argv = [str(binary), mode, str(address[1]), str(upstream[1])]
+        wait_listening(address, 10, spawn(stack, argv))
+        return address
+
+    return dataclasses.replace(
+        routes,
+        redis_native=forward("threads", routes.redis),
+        iperf_native=forward("threads", routes.iperf),
+        redis_floor=forward("spin", routes.redis),
+    )
+
+
 # ---------------------------------------------------------------- measurements
 
 
@@ -256,16 +212,18 @@ def redis_rate(address: Address, clients: int, requests: int, timeout: float) ->
 
 
 def interleaved(
-    measure: Callable[[Address], T], direct: Address, proxied: Address | None, repeats: int
-) -> tuple[list[T], list[T] | None]:
-    """Alternate direct and proxied runs, so load from elsewhere on the machine hits both alike."""
-    direct_runs: list[T] = []
-    proxied_runs: list[T] = []
+    measure: Callable[[Address], T], routes: Sequence[Address | None], repeats: int
+) -> list[list[T] | None]:
+    """Alternate the routes run by run, so drift and load elsewhere on the machine hit all alike.
+
+    The first route (direct) is always there; the others are None when not measured.
+    """
+    runs: list[list[T] | None] = [None if route is None else [] for route in routes]
     for _ in range(repeats):
-        direct_runs.append(measure(direct))
-        if proxied is not None:
-            proxied_runs.append(measure(proxied))
-    return direct_runs, None if proxied is None else proxied_runs
+        for route, out in zip(routes, runs, strict=True):
+            if route is not None and out is not None:
+                out.append(measure(route))
+    return runs
 
 
 def median_or_none(runs: list[float] | None) -> float | None:
@@ -337,20 +295,32 @@ def added_row(
     return Row(metric, unit, direct, proxied, target, verdict)
 
 
+NATIVE = "via native C threads (reference)"
+
+
+def reference_row(metric: str, unit: str, direct: float, native: float | None) -> list[Row]:
+    """The same metric through the native forwarder: no target, it shows what the machine costs."""
+    return [] if native is None else [Row(metric, unit, direct, native, "-", Verdict.INFO)]
+
+
 def rate_rows(routes: Routes, budget: Budget) -> list[Row]:
-    def both(clients: int, requests: int) -> tuple[float, float | None]:
+    def medians(clients: int, requests: int) -> list[float | None]:
         def measure(address: Address) -> float:
             return redis_rate(address, clients, requests, budget.step_timeout_s)
 
-        runs = interleaved(measure, routes.redis, routes.redis_proxied, budget.repeats)
-        return statistics.median(runs[0]), median_or_none(runs[1])
+        route_list = [routes.redis, routes.redis_proxied, routes.redis_native]
+        return [median_or_none(runs) for runs in interleaved(measure, route_list, budget.repeats)]
 
-    many = both(50, budget.rate_requests_50)
-    one = both(1, budget.rate_requests_1)
-    one_rtt = (1e6 / one[0], None if one[1] is None else 1e6 / one[1])
+    many = medians(50, budget.rate_requests_50)
+    direct_many = many[0]
+    one = medians(1, budget.rate_requests_1)
+    direct_one = one[0]
+    assert direct_many is not None and direct_one is not None
+    one_rtt = (1e6 / direct_one, None if one[1] is None else 1e6 / one[1])
     return [
-        ratio_row("PING rate, 50 connections", "req/s", *many, floor=0.5),
-        Row("PING rate, 1 connection", "req/s", *one, "-", Verdict.INFO),
+        ratio_row("PING rate, 50 connections", "req/s", direct_many, many[1], floor=0.5),
+        *reference_row(f"PING rate, 50 connections, {NATIVE}", "req/s", direct_many, many[2]),
+        Row("PING rate, 1 connection", "req/s", direct_one, one[1], "-", Verdict.INFO),
         added_row("round trip from 1-conn rate", "us", *one_rtt, "+<= 50 us", lambda d: d <= 50.0),
     ]
 
@@ -361,17 +331,23 @@ def latency_rows(routes: Routes, budget: Budget) -> list[Row]:
     def measure(address: Address) -> list[float]:
         return pingpong(address, rounds, budget.step_timeout_s)
 
-    runs = interleaved(measure, routes.redis, routes.redis_proxied, budget.repeats)
-    direct = [sample for run in runs[0] for sample in run]
-    proxied = None if runs[1] is None else [sample for run in runs[1] for sample in run]
+    route_list = [routes.redis, routes.redis_proxied, routes.redis_floor]
+    pooled = [
+        None if runs is None else [sample for run in runs for sample in run]
+        for runs in interleaved(measure, route_list, budget.repeats)
+    ]
 
-    def at(fraction: float) -> tuple[float, float | None]:
+    def at(fraction: float, which: int = 1) -> tuple[float, float | None]:
+        direct, other = pooled[0], pooled[which]
+        assert direct is not None
         return percentile(direct, fraction) * 1e6, (
-            None if proxied is None else percentile(proxied, fraction) * 1e6
+            None if other is None else percentile(other, fraction) * 1e6
         )
 
+    floor = "ping-pong RTT p50, via native C busy-poll (floor of any hop)"
     rows = [
         added_row("ping-pong RTT p50", "us", *at(0.5), "+<= 50 us", lambda d: d <= 50.0),
+        *reference_row(floor, "us", *at(0.5, which=2)),
         Row("ping-pong RTT p99", "us", *at(0.99), "-", Verdict.INFO),
     ]
     if routes.redis_toxic is not None:
@@ -409,9 +385,15 @@ def bulk_rows(routes: Routes, budget: Budget) -> list[Row]:
             address, budget.iperf_seconds, budget.iperf_seconds + budget.step_timeout_s
         )
 
-    direct, proxied = interleaved(measure, routes.iperf, routes.iperf_proxied, budget.repeats)
-    median = statistics.median(direct)
-    return [ratio_row("bulk throughput (iperf3)", "Gbit/s", median, median_or_none(proxied), 0.5)]
+    route_list = [routes.iperf, routes.iperf_proxied, routes.iperf_native]
+    direct, proxied, native = (
+        median_or_none(runs) for runs in interleaved(measure, route_list, budget.repeats)
+    )
+    assert direct is not None
+    return [
+        ratio_row("bulk throughput (iperf3)", "Gbit/s", direct, proxied, 0.5),
+        *reference_row(f"bulk throughput (iperf3), {NATIVE}", "Gbit/s", direct, native),
+    ]
 
 
 # ---------------------------------------------------------------- output
@@ -475,6 +457,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--proxy-url", help="measure an already running Toxiproxy at this URL")
     parser.add_argument("--direct-only", action="store_true", help="measure without any proxy")
+    parser.add_argument(
+        "--no-native",
+        action="store_true",
+        help="leave out the native C forwarders measured as a reference (needs cc)",
+    )
     return parser.parse_args(argv)
 
 
@@ -500,6 +487,8 @@ def run(args: argparse.Namespace) -> list[Row]:
         if not args.direct_only:
             api_url = start_proxy(stack, args.proxy, args.proxy_url)
             routes = wire_proxies(stack, api_url, redis, iperf)
+        if not args.no_native:
+            routes = wire_native(stack, routes)
         return [
             *rate_rows(routes, budget),
             *latency_rows(routes, budget),
