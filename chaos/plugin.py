@@ -15,7 +15,7 @@ from chaos.report.allure import step_title
 from chaos.report.terminal import coverage_lines, summary
 from chaos.session import ChaosSession
 from chaos.settings import OPTIONS, marker_overrides, resolve_settings
-from chaos.signals import OrderlyStop
+from chaos.signals import OrderlyStop, drop_lineless_frames
 from chaos.units import format_duration
 
 SESSION_KEY = pytest.StashKey[ChaosSession]()
@@ -77,6 +77,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     session.config.stash[SESSION_KEY].start()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+    drop_lineless_frames(excinfo.value)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

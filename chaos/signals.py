@@ -34,3 +34,29 @@ class OrderlyStop:
         if self._installed:
             signal.signal(signal.SIGTERM, self._previous)  # type: ignore[arg-type]
             self._installed = False
+
+
+def drop_lineless_frames(error: BaseException) -> None:
+    """Unlink traceback entries without a line number (from `error` and its chained errors).
+
+    A signal can land on a CPython 3.11 instruction that has no line; pytest then fails while
+    rendering the KeyboardInterrupt (`tb_lineno - 1` on None) and exits 1 instead of 2, hiding
+    what was interrupted. Those entries carry no source line to show, so dropping them is lossless.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = error
+    for _ in range(100):  # chains are short; bounded against cycles
+        if current is None or id(current) in seen:
+            return
+        seen.add(id(current))
+        head = current.__traceback__
+        while head is not None and head.tb_lineno is None:
+            head = head.tb_next
+        if head is not current.__traceback__:
+            current.__traceback__ = head
+        node = head
+        while node is not None:
+            while node.tb_next is not None and node.tb_next.tb_lineno is None:
+                node.tb_next = node.tb_next.tb_next
+            node = node.tb_next
+        current = current.__cause__ or current.__context__

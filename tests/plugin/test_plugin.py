@@ -222,3 +222,27 @@ def test_chaos_matrix_with_an_unknown_kind_is_a_clear_error(
     result.stdout.fnmatch_lines(
         ["*chaos_matrix(kinds=...): unknown fault kind(s) teleport; valid: bandwidth, disconnect*"]
     )
+
+
+LINELESS_INTERRUPT = """
+import sys
+import types
+
+
+def test_interrupted_where_no_line_is_known():
+    # As when a signal lands on a CPython 3.11 instruction without a line number.
+    lineless = types.TracebackType(None, sys._getframe(), 10**6, -1)
+    assert lineless.tb_lineno is None
+    raise KeyboardInterrupt("stop").with_traceback(lineless)
+"""
+
+
+def test_ctrl_c_without_a_source_line_still_ends_as_interrupted(
+    pytester: pytest.Pytester,
+) -> None:
+    """pytest itself would crash rendering such an interrupt and exit 1; the run must say 2."""
+    pytester.makepyfile(test_lineless=LINELESS_INTERRUPT)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.INTERRUPTED, result.stdout.str()[-2000:]
+    result.stdout.fnmatch_lines(["*KeyboardInterrupt*"])
+    assert "TypeError" not in result.stdout.str() + result.stderr.str()
