@@ -52,7 +52,9 @@ def required_modes(
             if kinds is not None and kind not in kinds:
                 continue
             on_edges = kind in edge_kinds
-            targets = [e.name for e in catalog.edges_to(service.name)] if on_edges else [service.name]
+            targets = (
+                [e.name for e in catalog.edges_to(service.name)] if on_edges else [service.name]
+            )
             modes += [FailureMode(service.name, kind, t, service.tier) for t in targets]
     return modes
 
