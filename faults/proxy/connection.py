@@ -73,15 +73,7 @@ class Direction:
     @property
     def copying(self) -> bool:
         """On the fast path, copying, with nothing waiting: a read can go straight out."""
-        return not (
-            self.link
-            or self.splicing
-            or self.in_pipe
-            or self.wbytes
-            or self.eof_in
-            or self.shut
-            or self.close_out
-        )
+        return self.link is None and not self.splicing and not self.in_pipe and self.want_read
 
     @property
     def want_write(self) -> bool:
@@ -135,7 +127,7 @@ class Direction:
             self._source_ended()
             return False
         self.transferred += n
-        view = reactor.view[:n]
+        view = reactor.buffer[:n]
         try:
             sent = self.dst.send(view)
         except BlockingIOError:

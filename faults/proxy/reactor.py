@@ -50,8 +50,8 @@ class Reactor:
         self._running = False
         self.expect_reply = False  # set by handlers: a small message went out, poll a while
         self._spin_until = 0.0
-        self.buffer = bytearray(COPY_BUFFER)  # fast-path reads of small messages (this thread only)
-        self.view = memoryview(self.buffer)
+        # fast-path reads of small messages (this thread only); a view, so slicing copies nothing
+        self.buffer = memoryview(bytearray(COPY_BUFFER))
 
     # -- registration (reactor thread only) ----------------------------------------------------
     def set_handler(self, fd: int, handler: Callable[[int], None]) -> None:
