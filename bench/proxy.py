@@ -487,7 +487,7 @@ def run(args: argparse.Namespace) -> list[Row]:
         if not args.direct_only:
             api_url = start_proxy(stack, args.proxy, args.proxy_url)
             routes = wire_proxies(stack, api_url, redis, iperf)
-        if not args.no_native:
+        if not (args.direct_only or args.no_native):  # --direct-only: no proxy of any kind
             routes = wire_native(stack, routes)
         return [
             *rate_rows(routes, budget),
