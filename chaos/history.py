@@ -28,7 +28,7 @@ class OpType(Enum):
     INFO = "info"  # indeterminate: may or may not have taken effect
 
 
-# Error kinds (chaos.probes) after which the request certainly never reached the service.
+# Error kinds (chaos.journey_http) after which the request certainly never reached the service.
 # Anything else — timeout, connection-reset, 5xx — may have taken effect: indeterminate.
 DEFINITE_FAILURES: frozenset[str] = frozenset({"connection-refused", "bad-url"})
 _CLIENT_ERROR = re.compile(r"^http-4\d\d$")

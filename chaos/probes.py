@@ -2,75 +2,23 @@
 
 from __future__ import annotations
 
-import http.client
-import json as jsonlib
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from chaos.catalog import fill_placeholders, status_accepted
 from chaos.errors import CatalogError, ConfigError, ExperimentMisuse
 from chaos.impact import Sample, SloLike, SloVerdict, SteadyState, steady_verdict
+from chaos.journey_http import BODY_EXCERPT, HttpResult, JourneyFailed, join_url, send_request
 from chaos.journeys import import_near
 
 Endpoint = Callable[[str], str]
 Action = Callable[["JourneyContext"], object]
-
-_USER_AGENT = "pytest-chaos-probe/0.1"
-_BODY_EXCERPT = 200
-
-
-class JourneyFailed(Exception):
-    """A customer-visible failure of one attempt; `kind` becomes the sample's error kind.
-
-    Not a ChaosError: it describes the system under test, not a misuse of the framework.
-    """
-
-    def __init__(self, kind: str, message: str) -> None:
-        self.kind = kind
-        self.message = message
-        super().__init__(f"{kind}: {message}")
-
-
-# Most specific first: TimeoutError and ConnectionError are both OSError.
-_ERROR_KINDS: tuple[tuple[type[BaseException], str], ...] = (
-    (TimeoutError, "timeout"),
-    (ConnectionRefusedError, "connection-refused"),
-    (ConnectionError, "connection-reset"),  # reset, aborted, broken pipe, RemoteDisconnected
-    (http.client.HTTPException, "http-protocol"),
-    (OSError, "network"),
-)
-
-
-def _error_kind(err: BaseException) -> str | None:
-    return next((kind for cls, kind in _ERROR_KINDS if isinstance(err, cls)), None)
-
-
-@dataclass(frozen=True, slots=True)
-class HttpResult:
-    """One HTTP answer a journey received."""
-
-    status: int
-    body: bytes
-    headers: Mapping[str, str] = field(default_factory=dict)
-
-    def json(self) -> Any:
-        """The body as JSON; a body that is not JSON is a failure of kind "bad-json"."""
-        try:
-            return jsonlib.loads(self.body)
-        except ValueError as err:
-            excerpt = self.body[:_BODY_EXCERPT]
-            raise JourneyFailed("bad-json", f"body is not JSON ({err}): {excerpt!r}") from err
-
-    @property
-    def is_json(self) -> bool:
-        return "json" in self.headers.get("content-type", "").lower()
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +55,9 @@ class JourneyContext:
         expect: Sequence[int] = (),
     ) -> HttpResult:
         """One request to `service`; a bad status or I/O error raises JourneyFailed."""
-        return self.request(method, _join(self.endpoint(service), path), json=json, expect=expect)
+        return self.request(
+            method, join_url(self.endpoint(service), path), json=json, expect=expect
+        )
 
     def request(
         self, method: str, url: str, *, json: object = None, expect: Sequence[int] = ()
@@ -119,48 +69,15 @@ class JourneyContext:
         remaining = self.remaining()
         if remaining <= 0:
             raise JourneyFailed("timeout", f"{self.timeout}s budget used before {method} {url}")
-        result = _request(method, url, json, remaining)
+        result = send_request(method, url, json, remaining)
         if not status_accepted(result.status, expect):
             wanted = "/".join(map(str, expect)) if expect else "2xx"
             raise JourneyFailed(
                 f"http-{result.status}",
                 f"{method} {url} answered {result.status}, expected {wanted}: "
-                f"{result.body[:_BODY_EXCERPT]!r}",
+                f"{result.body[:BODY_EXCERPT]!r}",
             )
         return result
-
-
-def _join(base: str, path: str) -> str:
-    return base.rstrip("/") + "/" + path.lstrip("/")
-
-
-def _request(method: str, url: str, body: object, timeout: float) -> HttpResult:
-    """Send one request with http.client (Connection: close) and read the whole answer."""
-    parts = urlsplit(url)
-    if parts.scheme != "http" or not parts.hostname:
-        raise JourneyFailed("bad-url", f"cannot call {url!r}: expected http://host:port/path")
-    target = parts.path or "/"
-    if parts.query:
-        target += f"?{parts.query}"
-    headers = {"Connection": "close", "User-Agent": _USER_AGENT, "Accept": "application/json"}
-    payload = None
-    if body is not None:
-        payload = jsonlib.dumps(body).encode()
-        headers["Content-Type"] = "application/json"
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
-    try:
-        conn.request(method, target, body=payload, headers=headers)
-        response = conn.getresponse()
-        data = response.read()
-        answer = {name.lower(): value for name, value in response.getheaders()}
-        return HttpResult(response.status, data, answer)
-    except Exception as err:
-        kind = _error_kind(err)
-        if kind is None:
-            raise
-        raise JourneyFailed(kind, f"{method} {url}: {err or type(err).__name__}") from err
-    finally:
-        conn.close()
 
 
 def _expand_json(value: object, ctx: JourneyContext) -> object:
@@ -182,7 +99,7 @@ def _steps_action(steps: Sequence[Any], endpoint: Endpoint) -> Action:
         for step in steps:
             result = ctx.request(
                 step.method,
-                _join(endpoint(step.service), ctx.expand(step.path)),
+                join_url(endpoint(step.service), ctx.expand(step.path)),
                 json=_expand_json(step.json, ctx),
                 expect=tuple(step.expect),
             )
