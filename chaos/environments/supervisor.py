@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 from chaos.environments.local_spec import LocalService
+from chaos.environments.process_waits import EXIT_WAIT, child_exited, wait_child_exit, wait_stopped
 from chaos.environments.restart_policy import (
     Backoff,
     EventKind,
@@ -26,7 +27,6 @@ from faults.base import NOTHING_TO_REVERT, Recipe
 
 POLL_INTERVAL = 0.05  # seconds between two looks of the monitor thread
 SETUP_TIMEOUT = 300.0  # bound on a service's one-time `setup` command
-EXIT_WAIT = 2.0  # bound on waiting for a SIGKILLed process to die
 DEFAULT_BACKOFF = Backoff()
 
 
@@ -50,38 +50,6 @@ class ServiceState(StrEnum):
     RESTARTING = "restarting"  # exited; the policy restarts it after a backoff
     STOPPED = "stopped"  # never started, or stopped on purpose
     EXITED = "exited"  # exited on its own and the policy does not restart it
-
-
-# --- process identity and signals --------------------------------------------------------------
-
-
-def child_exited(pid: int) -> bool:
-    """Whether our child `pid` has exited, without reaping it (so its pid cannot be reused)."""
-    try:
-        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
-    except ChildProcessError:
-        return True
-
-
-def wait_stopped(pid: int, stopped: bool, timeout: float = EXIT_WAIT) -> bool:
-    """Wait until `pid` is (or is no longer) frozen: signals are delivered asynchronously."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        stat = proc_stat(pid)
-        if stat is None or (stat.state in ("T", "t")) is stopped:
-            return True
-        time.sleep(0.005)
-    return False
-
-
-def wait_child_exit(pid: int, timeout: float) -> bool:
-    """Wait at most `timeout` seconds for our child to exit; True when it did."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if child_exited(pid):
-            return True
-        time.sleep(0.01)
-    return child_exited(pid)
 
 
 # --- the supervisor ----------------------------------------------------------------------------
