@@ -1,23 +1,33 @@
-"""The service catalog (chaos.yaml) as typed objects, validated before anything starts."""
+"""The service catalog (chaos.yaml) read into typed objects, validated before anything starts."""
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Collection, Mapping
+from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from chaos.errors import UnknownTarget
+# The model lives in chaos.catalog_model; every public name of it stays importable from here.
+from chaos.catalog_model import (
+    EDGE_ARROW,
+    Catalog,
+    Edge,
+    HttpStep,
+    Journey,
+    Service,
+    Slo,
+)
+from chaos.catalog_model import TIERS as TIERS
+from chaos.catalog_model import fill_placeholders as fill_placeholders
+from chaos.catalog_model import status_accepted as status_accepted
 from chaos.yamlsource import Node, check_version, did_you_mean, load_yaml
 
 SUPPORTED_VERSION = 1
-TIERS = (1, 2, 3, 4)
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_ARROW = re.compile(r"^\s*(?P<consumer>\S+?)\s*(?:->|→)\s*(?P<provider>\S+)\s*$")
 _TOP_KEYS = ("version", "name", "environments", "services", "edges", "journeys", "failure_modes")
 _SERVICE_KEYS = ("tier", "description", "depends_on", "restore_order", "rto", "port", "health")
 _EDGE_KEYS = ("from", "to", "env", "url")
@@ -27,160 +37,6 @@ _JOURNEY_KEYS = (
     *("description", "tier", "services", "customers", "interval", "timeout"),
     *("steps", "call", "slo"),
 )
-
-
-@dataclass(frozen=True)
-class Slo:
-    """What customers must see for a journey to count as healthy."""
-
-    success: float = 0.99
-    p95: float | None = None
-    p99: float | None = None
-
-
-@dataclass(frozen=True)
-class Service:
-    """One unit of the system under test, with its business tier and recovery objective."""
-
-    name: str
-    tier: int
-    description: str
-    depends_on: tuple[str, ...]
-    restore_order: int
-    rto: float
-    port: int
-    health: str  # "tcp" or an HTTP path such as "/health"
-
-    @property
-    def health_path(self) -> str | None:
-        """The HTTP path to GET for health, or None when a TCP connect is the check."""
-        return None if self.health == "tcp" else self.health
-
-
-@dataclass(frozen=True)
-class Edge:
-    """A dependency consumer -> provider; network faults act here, through a proxy."""
-
-    consumer: str
-    provider: str
-    env: str
-    url: str = "{host}:{port}"
-
-    @property
-    def name(self) -> str:
-        return f"{self.consumer} -> {self.provider}"
-
-    def address(self, host: str, port: int) -> str:
-        """The value the consumer's `env` variable gets when the provider is at host:port."""
-        return self.url.format(host=host, port=port)
-
-
-@dataclass(frozen=True)
-class HttpStep:
-    """One HTTP call of a journey; an empty `expect` accepts any 2xx."""
-
-    method: str
-    service: str
-    path: str
-    json: Any = None
-    expect: tuple[int, ...] = ()
-
-    def accepts(self, status: int) -> bool:
-        return status_accepted(status, self.expect)
-
-    def render_path(self, customer: int, seq: int) -> str:
-        """The path with {customer} and {seq} filled in for one attempt."""
-        return fill_placeholders(self.path, customer, seq)
-
-
-def status_accepted(status: int, expect: Sequence[int]) -> bool:
-    """A step's rule: one of `expect`, or any 2xx when it lists none."""
-    return status in expect if expect else 200 <= status < 300
-
-
-def fill_placeholders(text: str, customer: int, seq: int) -> str:
-    """Fill a path's or body string's {customer} and {seq} for one attempt of one customer."""
-    return text.replace("{customer}", str(customer)).replace("{seq}", str(seq))
-
-
-@dataclass(frozen=True)
-class Journey:
-    """An end-to-end customer action (HTTP steps or a Python callable) and its SLO."""
-
-    name: str
-    description: str
-    tier: int
-    services: tuple[str, ...]
-    customers: int
-    interval: float
-    timeout: float
-    steps: tuple[HttpStep, ...]
-    call: str | None
-    slo: Slo = field(default_factory=Slo)
-
-
-@dataclass(frozen=True)
-class Catalog:
-    """Services, edges, journeys and required failure modes of one system."""
-
-    path: Path
-    name: str
-    services: Mapping[str, Service]
-    edges: tuple[Edge, ...]
-    journeys: Mapping[str, Journey]
-    required_modes: Mapping[int, tuple[str, ...]]
-    environments: Mapping[str, Path]
-
-    def service(self, name: str) -> Service:
-        try:
-            return self.services[name]
-        except KeyError:
-            raise _unknown("service", name, list(self.services), self.path) from None
-
-    def edge(self, spec: str) -> Edge:
-        """The edge named "orders -> payments" (also "orders->payments", "orders → payments")."""
-        names = [edge.name for edge in self.edges]
-        match = _ARROW.match(spec)
-        if match:
-            for edge in self.edges:
-                if (edge.consumer, edge.provider) == (match["consumer"], match["provider"]):
-                    return edge
-        raise _unknown("edge", spec, names, self.path)
-
-    def target(self, spec: str) -> Service | Edge:
-        """A service by name, or an edge when `spec` has an arrow."""
-        if _ARROW.match(spec):
-            return self.edge(spec)
-        if spec in self.services:
-            return self.services[spec]
-        valid = [*self.services, *(edge.name for edge in self.edges)]
-        raise _unknown("service or edge", spec, valid, self.path)
-
-    def restore_sequence(self) -> list[str]:
-        """Service names in the order to bring them back: restore_order, then name."""
-        ordered = sorted(self.services.values(), key=lambda s: (s.restore_order, s.name))
-        return [service.name for service in ordered]
-
-    def edges_from(self, service: str) -> list[Edge]:
-        self.service(service)
-        return [edge for edge in self.edges if edge.consumer == service]
-
-    def edges_to(self, service: str) -> list[Edge]:
-        self.service(service)
-        return [edge for edge in self.edges if edge.provider == service]
-
-    def journeys_touching(self, service: str) -> list[Journey]:
-        self.service(service)
-        return [journey for journey in self.journeys.values() if service in journey.services]
-
-    def required_modes_for(self, tier: int) -> tuple[str, ...]:
-        return self.required_modes.get(tier, ())
-
-
-def _unknown(kind: str, name: str, valid: list[str], path: Path) -> UnknownTarget:
-    listing = ", ".join(valid) or "(none)"
-    hint = did_you_mean(name, valid)
-    return UnknownTarget(f"unknown {kind} {name!r}{hint}; the catalog {path} declares: {listing}")
 
 
 def load_catalog(path: str | Path, *, fault_kinds: Collection[str] | None = None) -> Catalog:
@@ -327,7 +183,7 @@ def _read_edges(node: list[Node], services: Mapping[str, Service]) -> tuple[Edge
 
 def _read_edge(item: Node, services: Mapping[str, Service]) -> Edge:
     if item.is_scalar:
-        match = _ARROW.match(item.as_str())
+        match = EDGE_ARROW.match(item.as_str())
         if not match:
             example = "'orders -> payments' or a mapping with from/to"
             raise item.error(f"expected an edge such as {example}, got {item.describe()}")
