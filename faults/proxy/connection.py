@@ -44,6 +44,7 @@ class Direction:
 
     def __init__(self, conn: Connection, src: socket.socket, dst: socket.socket, stream: Stream):
         self.conn = conn
+        self.reactor = conn.reactor
         self.src, self.dst, self.stream = src, dst, stream
         self.src_fd, self.dst_fd = src.fileno(), dst.fileno()
         self.link: Link | None = None  # None: the fast path
@@ -60,6 +61,9 @@ class Direction:
         self.timer_at: float | None = None
         self.transferred = 0
         self.peer: Direction = self  # the opposite direction, set by the connection
+        # `copying` as of the last interest update (every state change ends in one): the hot path
+        # reads one attribute instead of evaluating two properties per message
+        self.copy_ready = False
 
     # -- interest ------------------------------------------------------------------------------
     @property
@@ -82,7 +86,7 @@ class Direction:
     # -- events ------------------------------------------------------------------------------
     def on_source_event(self, events: int) -> None:
         """The reactor's handler for `src` (an OUT there is the peer direction's to use)."""
-        if events == IN and self.copying:  # the common case, kept to as few steps as possible
+        if events == IN and self.copy_ready:  # the common case, kept to as few steps as possible
             if not self._copy_in() and not self.conn.closed:
                 self.conn.update_interest()
             return
@@ -115,7 +119,7 @@ class Direction:
 
         A read that fills the buffer means bulk: the next reads splice (as HAProxy's splice-auto).
         """
-        reactor = self.conn.reactor
+        reactor = self.reactor
         try:
             n = self.src.recv_into(reactor.buffer)
         except BlockingIOError:
@@ -366,6 +370,7 @@ class Connection:
         up, down = self.up, self.down
         if up is None or down is None or self.closed:
             return
+        up.copy_ready, down.copy_ready = up.copying, down.copying
         up_mask = (IN if up.want_read else 0) | (OUT if down.want_write else 0)
         down_mask = (IN if down.want_read else 0) | (OUT if up.want_write else 0)
         if up_mask != self._masks[0] or down_mask != self._masks[1]:
