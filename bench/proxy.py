@@ -107,6 +107,7 @@ class Routes:
     redis_native: Address | None = None  # native thread-per-direction forwarder (reference)
     iperf_native: Address | None = None
     redis_floor: Address | None = None  # native busy-poll forwarder: the least a hop can add
+    redis_epoll: Address | None = None  # native one-epoll forwarder: our shape without Python
 
 
 def start_servers(stack: ExitStack) -> tuple[Address, Address]:
@@ -194,6 +195,7 @@ def wire_native(stack: ExitStack, routes: Routes) -> Routes:
         redis_native=forward("threads", routes.redis),
         iperf_native=forward("threads", routes.iperf),
         redis_floor=forward("spin", routes.redis),
+        redis_epoll=forward("epoll", routes.redis),
     )
 
 
@@ -296,6 +298,7 @@ def added_row(
 
 
 NATIVE = "via native C threads (reference)"
+EPOLL = "via native C epoll (our shape, no Python)"
 
 
 def reference_row(metric: str, unit: str, direct: float, native: float | None) -> list[Row]:
@@ -308,7 +311,7 @@ def rate_rows(routes: Routes, budget: Budget) -> list[Row]:
         def measure(address: Address) -> float:
             return redis_rate(address, clients, requests, budget.step_timeout_s)
 
-        route_list = [routes.redis, routes.redis_proxied, routes.redis_native]
+        route_list = [routes.redis, routes.redis_proxied, routes.redis_native, routes.redis_epoll]
         return [median_or_none(runs) for runs in interleaved(measure, route_list, budget.repeats)]
 
     many = medians(50, budget.rate_requests_50)
@@ -320,6 +323,7 @@ def rate_rows(routes: Routes, budget: Budget) -> list[Row]:
     return [
         ratio_row("PING rate, 50 connections", "req/s", direct_many, many[1], floor=0.5),
         *reference_row(f"PING rate, 50 connections, {NATIVE}", "req/s", direct_many, many[2]),
+        *reference_row(f"PING rate, 50 connections, {EPOLL}", "req/s", direct_many, many[3]),
         Row("PING rate, 1 connection", "req/s", direct_one, one[1], "-", Verdict.INFO),
         added_row("round trip from 1-conn rate", "us", *one_rtt, "+<= 50 us", lambda d: d <= 50.0),
     ]
