@@ -43,6 +43,7 @@ def test_proxy_bench_quick_measures_every_row(tmp_path: Path) -> None:
     if shutil.which("cc") or shutil.which("gcc"):
         expected += [
             "PING rate, 50 connections, via native C threads (reference)",
+            "PING rate, 50 connections, via native C epoll (our shape, no Python)",
             "ping-pong RTT p50, via native C busy-poll (floor of any hop)",
             "bulk throughput (iperf3), via native C threads (reference)",
         ]
