@@ -53,7 +53,9 @@ def _die_with_open_faults(state: Path, api: str) -> None:
     assert done.returncode == -9
 
 
-def test_a_dead_runs_faults_are_reverted_on_the_proxy(tmp_path: Path, proxy: ToxiproxyClient) -> None:
+def test_a_dead_runs_faults_are_reverted_on_the_proxy(
+    tmp_path: Path, proxy: ToxiproxyClient
+) -> None:
     _die_with_open_faults(tmp_path, proxy.url)
     before = proxy.get_proxy("orders--payments")
     assert not before.enabled and [t.name for t in before.toxics] == ["slow"]
@@ -71,8 +73,13 @@ def test_a_dead_runs_faults_are_reverted_on_the_proxy(tmp_path: Path, proxy: Tox
 def test_a_live_run_is_left_alone_unless_asked(tmp_path: Path, proxy: ToxiproxyClient) -> None:
     proxy.add_toxic("orders--payments", "latency", name="mine", attributes={"latency": 10})
     with Ledger(tmp_path, run_id="alive") as ledger:
-        ledger.acquire("mine", Recipe("proxy.remove_toxic",
-                                      {"api": proxy.url, "proxy": "orders--payments", "toxic": "mine"}))
+        ledger.acquire(
+            "mine",
+            Recipe(
+                "proxy.remove_toxic",
+                {"api": proxy.url, "proxy": "orders--payments", "toxic": "mine"},
+            ),
+        )
         report = sweep(tmp_path)
         assert report.live_runs == ["alive"] and report.reverted == []
         assert [t.name for t in proxy.toxics("orders--payments")] == ["mine"]
@@ -98,6 +105,11 @@ def test_a_recipe_that_cannot_run_is_reported_and_kept(tmp_path: Path) -> None:
     report = sweep(tmp_path)
     assert not report.ok and "SIGNOPE" in report.failed[0] and "recipe:" in report.failed[0]
     assert len(list(ledger_files(tmp_path))) == 1, "kept, so the user can see what is left"
-    clean = subprocess.run([sys.executable, "-m", "chaos", "clean", f"--state-dir={tmp_path}"],
-                           capture_output=True, text=True, timeout=60, cwd=ROOT)
+    clean = subprocess.run(
+        [sys.executable, "-m", "chaos", "clean", f"--state-dir={tmp_path}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
     assert clean.returncode == 1 and "FAILED to revert: run odd: odd" in clean.stdout
