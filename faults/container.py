@@ -250,14 +250,6 @@ class ContainerLifecycle:
         if not wait_until(lambda: not (wanted & set(_network_ids(self._reload(container))))):
             raise FaultError(f"service {service!r} is still attached to its networks")
 
-    def events(self, since: float) -> list[LifecycleEvent]:
-        """Lifecycle events of the project's containers since `since` (wall time), from Docker."""
-        stream = self.client.events(
-            since=since, until=time.time(), decode=True,
-            filters={"type": "container", "label": run_filter(self.run_id, self.project)},
-        )  # fmt: skip
-        return docker_lifecycle_events(stream, time.monotonic() - time.time())
-
     def _reload(self, container: Container) -> Container:
         container.reload()
         return container
@@ -274,6 +266,8 @@ def _network_ids(container: Container) -> list[str]:
     return [info.get("NetworkID", "") for info in networks.values()]
 
 
+LIFECYCLE_ACTIONS = ("kill", "die", "start", "stop", "pause", "unpause", "health_status")
+"""The Docker actions docker_lifecycle_events reads: the daemon-side event filter of a project."""
 _DOCKER_EVENTS = {
     "pause": EventKind.PAUSED,
     "unpause": EventKind.RESUMED,

@@ -32,6 +32,7 @@ from chaos.environments.compose_config import (
     edge_ports,
     proxy_name,
 )
+from chaos.environments.compose_events import DockerEventLog
 from chaos.environments.local import HEALTH_POLL, HEALTH_TIMEOUT, check_health
 from chaos.environments.restart_policy import LifecycleEvent
 from chaos.errors import ConfigError, EnvironmentFailure, FaultError, ProxyError
@@ -180,6 +181,7 @@ class ComposeEnvironment(StartStopContext):
         self.lifecycle = ContainerLifecycle(
             self.client, project=self.project, run_id=run_id, services=services
         )
+        self.event_log = DockerEventLog(self.client, project=self.project, run_id=run_id)
 
     @classmethod
     def from_catalog(
@@ -218,6 +220,7 @@ class ComposeEnvironment(StartStopContext):
                 description = f"compose project {self.project} ({self.compose_file})"
                 self._token = self._tracker.acquire(description, recipe)
             began, self._started_wall = time.monotonic(), time.time() - 1.0
+            self.event_log.start(self._started_wall)  # before `up`: Docker keeps too few events
             self.cli.run("up", "-d", SIDECAR)
             self._populate()
             self.cli.run("up", "-d")
@@ -237,6 +240,7 @@ class ComposeEnvironment(StartStopContext):
         if self._phase == "stopped":
             return
         started, self._phase = self._phase == "started", "stopped"
+        self.event_log.stop()  # first: nothing may leave its thread behind
         problems: list[str] = []
         if started:
             args = ["down", "--remove-orphans", "--timeout", str(STOP_GRACE)]
@@ -360,8 +364,8 @@ class ComposeEnvironment(StartStopContext):
 
     @property
     def events(self) -> list[LifecycleEvent]:
-        """Lifecycle events of the project's containers since start, from Docker's event log."""
-        return self.lifecycle.events(self._started_wall) if self._started_wall else []
+        """Lifecycle events of the project's containers since start, collected as they happened."""
+        return self.event_log.events()
 
     # internals
 
