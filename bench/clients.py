@@ -13,6 +13,7 @@ import socket
 import statistics
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TypeVar
 
 from bench.processes import Address, run_client
@@ -23,14 +24,22 @@ PONG = b"+PONG\r\n"
 T = TypeVar("T")
 
 
-def redis_rate(address: Address, clients: int, requests: int, timeout: float) -> float:
-    """Requests per second of redis-benchmark PING (multi-bulk) with `clients` connections."""
+@dataclass(frozen=True)
+class RedisRun:
+    """One redis-benchmark PING run: its request rate and its own median round trip."""
+
+    rate: float  # requests per second
+    p50_us: float  # redis-benchmark's p50 latency (it prints ms with 3 decimals: 1 us steps)
+
+
+def redis_run(address: Address, clients: int, requests: int, timeout: float) -> RedisRun:
+    """redis-benchmark PING (multi-bulk) with `clients` connections."""
     argv = ["redis-benchmark", "-h", address[0], "-p", str(address[1]), "-c", str(clients)]
     argv += ["-n", str(requests), "-t", "ping_mbulk", "--csv", "-q"]
     out = run_client(argv, timeout)
     for record in csv.DictReader(io.StringIO(out)):
         if record.get("test") == "PING_MBULK":
-            return float(record["rps"])
+            return RedisRun(float(record["rps"]), float(record["p50_latency_ms"]) * 1e3)
     raise EnvironmentFailure(f"redis-benchmark printed no PING_MBULK row: {out[:300]!r}")
 
 
