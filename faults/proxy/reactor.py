@@ -30,7 +30,7 @@ MAX_SLEEP = 3600.0
 SPIN_WINDOW = 0.0012  # below this, poll without blocking so timers fire on time
 REPLY_SPIN = 0.0002  # after a small message, poll this long for the answer before sleeping
 SPIN_MAX_EVENTS = 2  # a poll returning more events than this: busy enough without spinning
-COPY_BUFFER = 64 * 1024
+MAX_EVENTS = 32  # per poll: epoll's result buffer (12 B each) then fits Python's small-object pool
 IN, OUT, HUP, ERR = select.EPOLLIN, select.EPOLLOUT, select.EPOLLHUP, select.EPOLLERR
 
 
@@ -50,8 +50,6 @@ class Reactor:
         self._running = False
         self.expect_reply = False  # set by handlers: a small message went out, poll a while
         self._spin_until = 0.0
-        # fast-path reads of small messages (this thread only); a view, so slicing copies nothing
-        self.buffer = memoryview(bytearray(COPY_BUFFER))
 
     # -- registration (reactor thread only) ----------------------------------------------------
     def set_handler(self, fd: int, handler: Callable[[int], None]) -> None:
@@ -153,7 +151,7 @@ class Reactor:
     def _run(self) -> None:
         poll, handlers = self._ep.poll, self._handlers
         while self._running:
-            ready = poll(self._sleep_for(), 512)
+            ready = poll(self._sleep_for(), MAX_EVENTS)
             for fd, events in ready:
                 handler = handlers.get(fd)
                 if handler is not None:
