@@ -174,10 +174,10 @@ class Direction:
             self._splice_out()
             if self.in_pipe:
                 return False
-            if n < SMALL:
+            if n < SMALL:  # back to the copy gear: `copying` changed, so the interest update runs
                 self.splicing = False
-                self.conn.reactor.expect_reply = True
-                return settled
+                self.reactor.expect_reply = True
+                return False
             if n < self.pipe_cap // 4:
                 return settled
         return settled

@@ -353,11 +353,16 @@ def test_stop_closes_connections_and_is_idempotent(request):
 
 
 def fast_path_state(server: ProxyServer) -> list[tuple[bool, bool]]:
-    """(splicing, pipe opened) of every live direction of the proxy 'edge'."""
+    """(splicing, pipe opened) of every live direction of the proxy 'edge'.
+
+    Read between two events, each direction's cached hot-path flag must agree with the rule it
+    caches (`copying`): a stale True would send bytes past a toxic.
+    """
 
     def read() -> list[tuple[bool, bool]]:
-        conns = server.proxies["edge"].connections
-        return [(d.splicing, d.pipe is not None) for c in conns for d in (c.up, c.down) if d]
+        directions = [d for c in server.proxies["edge"].connections for d in (c.up, c.down) if d]
+        assert [d.copy_ready for d in directions] == [d.copying for d in directions]
+        return [(d.splicing, d.pipe is not None) for d in directions]
 
     return server.reactor.run_sync(read)
 
@@ -383,6 +388,18 @@ def test_fast_path_copies_small_messages_and_splices_bulk(client, server, reques
                 assert all(pipe for _, pipe in fast_path_state(server))
         round_trip(sock)
         assert [splicing for splicing, _ in fast_path_state(server)] == [False, False]
+        client.add_toxic("edge", "latency", name="mid", attributes={"latency": 30})
+        assert round_trip(sock) >= 0.029  # the toxic is in the path, not bypassed by a stale flag
+        assert fast_path_state(server)
+        client.remove_toxic("edge", "mid")
+        round_trip(sock)
+        assert fast_path_state(server) == [(False, True), (False, True)]  # pipes kept from bulk
+        ready = server.reactor.run_sync(
+            lambda: [
+                d.copy_ready for c in server.proxies["edge"].connections for d in (c.up, c.down)
+            ]
+        )
+        assert ready == [True, True], "the fast path did not resume after the toxic went"
 
 
 def read_n(sock: socket.socket, size: int) -> bytes:
