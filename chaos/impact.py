@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from fractions import Fraction
-from typing import Protocol
+from typing import Any, Protocol
 
 from chaos.units import format_duration
 
@@ -278,6 +278,14 @@ class Impact:
             "error_kinds": dict(sorted(self.error_kinds.items())),
             "slo_reasons": list(self.slo_reasons),
         }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Impact:
+        """The inverse of to_json (journals, records sent home by pytest-xdist workers)."""
+        kinds = dict(data.get("error_kinds") or {})
+        return cls(
+            **{**data, "error_kinds": kinds, "slo_reasons": tuple(data.get("slo_reasons", ()))}
+        )
 
 
 def impact(

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from chaos.errors import ChaosError
 from chaos.impact import Impact, Outcome
 
 
@@ -30,6 +31,10 @@ class FaultRecord:
             "reverted_at": None if self.reverted_at is None else round(self.reverted_at, 4),
         }
 
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> FaultRecord:
+        return cls(**{**data, "params": dict(data["params"])})
+
 
 @dataclass(frozen=True)
 class PhaseTiming:
@@ -47,6 +52,10 @@ class PhaseTiming:
             "seconds": round(self.seconds, 4),
             "detail": self.detail,
         }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> PhaseTiming:
+        return cls(**data)
 
 
 @dataclass(frozen=True)
@@ -87,3 +96,33 @@ class ExperimentRecord:
             "error": self.error,
             "extra": dict(self.extra),
         }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ExperimentRecord:
+        """The inverse of to_json: `from_json(r.to_json()).to_json() == r.to_json()`.
+
+        Raises ChaosError naming the experiment and the field when the JSON is not a record.
+        """
+        where = f"experiment record {data.get('test_id', '?')!r}"
+        try:
+            return cls(
+                test_id=data["test_id"],
+                name=data["name"],
+                failure_mode=data.get("failure_mode", ""),
+                outcome=Outcome(data["outcome"]),
+                services=tuple(data["services"]),
+                faults=tuple(FaultRecord.from_json(f) for f in data["faults"]),
+                impacts={k: Impact.from_json(v) for k, v in data["impact"].items()},
+                baseline={k: dict(v) for k, v in data["baseline"].items()},
+                phases=tuple(PhaseTiming.from_json(p) for p in data["phases"]),
+                rto=data["rto"],
+                ttr=data["ttr"],
+                seed=data["seed"],
+                repairs=tuple(data.get("repairs", ())),
+                error=data.get("error"),
+                extra=dict(data.get("extra") or {}),
+            )
+        except KeyError as err:
+            raise ChaosError(f"{where}: field {err.args[0]!r} is missing") from err
+        except (TypeError, ValueError, AttributeError) as err:
+            raise ChaosError(f"{where}: not a pytest-chaos experiment record ({err})") from err
