@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import http.client
 import socket
+from contextlib import ExitStack
 from pathlib import Path
 
 import tenacity
@@ -26,18 +27,13 @@ FIRST_HOST = 10  # services get 127.0.0.10, .11, … in catalog order unless loc
 
 
 def assign_addresses(catalog: Catalog, spec: LocalSpec) -> dict[str, tuple[str, int]]:
-    """Each service's listen address: local.yaml's host or 127.0.0.(10+i), and its port."""
+    """Each service's listen address: local.yaml's host or 127.0.0.(10+i), and its port (0: a free one)."""
     addresses: dict[str, tuple[str, int]] = {}
     owners: dict[tuple[str, int], str] = {}
-    for index, name in enumerate(catalog.services):
-        local = spec.services.get(name)
-        if local is None:
-            raise CatalogError(
-                f"catalog service {name!r} has no entry; add services.{name} to {spec.path}",
-                file=spec.path,
-                field=f"services.{name}",
-            )
-        address = (local.host or f"127.0.0.{FIRST_HOST + index}", local.port)
+    with ExitStack() as held:  # free ports stay bound until all are chosen: none comes twice
+        for index, name in enumerate(catalog.services):
+            addresses[name] = _address(spec, name, index, held)
+    for name, address in addresses.items():
         if address in owners:
             raise CatalogError(
                 f"services {owners[address]!r} and {name!r} both listen on "
@@ -46,8 +42,26 @@ def assign_addresses(catalog: Catalog, spec: LocalSpec) -> dict[str, tuple[str, 
                 field=f"services.{name}.port",
             )
         owners[address] = name
-        addresses[name] = address
     return addresses
+
+
+def _address(spec: LocalSpec, name: str, index: int, held: ExitStack) -> tuple[str, int]:
+    local = spec.services.get(name)
+    if local is None:
+        raise CatalogError(
+            f"catalog service {name!r} has no entry; add services.{name} to {spec.path}",
+            file=spec.path,
+            field=f"services.{name}",
+        )
+    host = local.host or f"127.0.0.{FIRST_HOST + index}"
+    return host, local.port or free_port(host, held)
+
+
+def free_port(host: str, held: ExitStack) -> int:
+    """A port nothing listens on at `host` now (the kernel's choice), held bound until `held` ends."""
+    sock = held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+    sock.bind((host, 0))
+    return int(sock.getsockname()[1])
 
 
 def address_problem(host: str, port: int) -> str | None:

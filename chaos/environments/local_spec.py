@@ -39,7 +39,7 @@ class LocalService:
     cwd: Path
     env: Mapping[str, str]
     host: str | None  # None: the environment assigns a 127.0.0.x address
-    port: int
+    port: int  # 0: a free port, chosen when the environment is built
     restart: RestartPolicy
     ready_timeout: float
     stop_grace: float
@@ -99,7 +99,7 @@ def _read_service(node: Node, catalog: Catalog, base: Path) -> LocalService:
         cwd=node.get("cwd", lambda n: _read_dir(n, base), base),
         env=MappingProxyType(node.get("env", lambda n: _read_env(n, catalog, service), {})),
         host=node.get("host", _read_loopback, None),
-        port=node.get_int("port", service.port, lo=1, hi=65535),
+        port=node.get_int("port", service.port, lo=0, hi=65535),  # 0: a free one per run
         restart=RestartPolicy(
             node.get_choice("restart", [p.value for p in RestartPolicy], "on-failure")
         ),
@@ -163,7 +163,7 @@ def _check_addresses(services: Mapping[str, LocalService], services_node: Node) 
     """Two services pinned to the same host and port cannot both listen."""
     taken: dict[tuple[str, int], str] = {}
     for name, service in services.items():
-        if service.host is None:
+        if service.host is None or service.port == 0:
             continue
         where = (service.host, service.port)
         if where in taken:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from chaos.catalog import Catalog, load_catalog
+from chaos.environments.local import assign_addresses
 from chaos.environments.local_spec import LocalService, RestartPolicy, load_local_spec
 from chaos.errors import UnknownTarget
 from tests.unit.test_yamlsource import expect_error, line_of
@@ -80,6 +81,22 @@ def test_the_shipped_fixture_loads(catalog: Catalog) -> None:
     assert spec.service("web").restart is RestartPolicy.ALWAYS
     assert spec.service("web").env == {"STORE_TIMEOUT": "2"}
     assert spec.service("store").port == catalog.service("store").port
+
+
+def test_port_zero_means_a_free_port_each_time_the_environment_is_built(
+    tmp_path: Path, catalog: Catalog
+) -> None:
+    """What lets each pytest-xdist worker run its own copy of the services."""
+    text = edit("    port: 9200", "    port: 0\n    host: 127.0.0.12").replace(
+        "restart:", "port: 0\n    restart:"
+    )
+    spec = load_local_spec(write(tmp_path, text), catalog)
+    assert spec.service("store").port == spec.service("web").port == 0  # no clash: both free
+    first, second = assign_addresses(catalog, spec), assign_addresses(catalog, spec)
+    for addresses in (first, second):
+        assert {host for host, _ in addresses.values()} == {"127.0.0.12"}
+        assert all(port > 0 for _, port in addresses.values())
+        assert addresses["store"] != addresses["web"]
 
 
 def test_unknown_service_lookup_lists_the_valid_ones(tmp_path: Path, catalog: Catalog) -> None:
@@ -176,10 +193,10 @@ CASES = {
     ),
     "port out of range": (
         "port: 9200",
-        "port: 0",
-        "port: 0",
+        "port: 65536",
+        "port: 65536",
         "services.web.port",
-        "between 1 and 65535",
+        "between 0 and 65535",
     ),
     "bad restart": (
         "restart: no",
