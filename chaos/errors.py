@@ -13,6 +13,10 @@ class ConfigError(ChaosError):
     """A command-line option, ini value or environment variable is wrong."""
 
 
+class ParallelRunConflict(ConfigError):
+    """pytest-xdist workers would share something only one run can hold (ports, names)."""
+
+
 class CatalogError(ChaosError):
     """A catalog or environment file is malformed; names file, line and field."""
 

@@ -10,6 +10,7 @@ import pytest
 
 from chaos.environments.base import Environment
 from chaos.experiment import Experiment
+from chaos.parallel import KEY, WorkerMerge, WorkerRole, worker_input, worker_output
 from chaos.record import ExperimentRecord
 from chaos.report.allure import step_title
 from chaos.report.terminal import coverage_lines, summary
@@ -22,6 +23,7 @@ SESSION_KEY = pytest.StashKey[ChaosSession]()
 STOP_KEY = pytest.StashKey[OrderlyStop]()
 EXPERIMENT_KEY = pytest.StashKey[Experiment]()
 REPORT_LINES_KEY = pytest.StashKey[list[str]]()
+MERGE_KEY = pytest.StashKey[WorkerMerge]()  # pytest-xdist controller: the workers' records
 
 MARKER_HELP = (
     "chaos(rto=None, baseline=None): a failure experiment. rto: recovery objective such as '15s' "
@@ -68,7 +70,14 @@ def pytest_configure(config: pytest.Config) -> None:
         config.getini,
         rootdir=Path(config.rootpath),
     )
-    config.stash[SESSION_KEY] = ChaosSession(settings)
+    workerinput = getattr(config, "workerinput", None)  # set on pytest-xdist workers only
+    role = None if workerinput is None else WorkerRole.from_workerinput(workerinput)
+    config.stash[SESSION_KEY] = chaos = ChaosSession(settings, role)
+    if workerinput is None and config.pluginmanager.hasplugin("xdist"):
+        config.stash[MERGE_KEY] = WorkerMerge()
+        config.pluginmanager.register(
+            XdistController(chaos, config.stash[MERGE_KEY]), "chaos-xdist"
+        )
     stop = OrderlyStop()
     stop.install()
     config.stash[STOP_KEY] = stop
@@ -222,10 +231,45 @@ def pytest_runtest_teardown(item: pytest.Item) -> Iterator[None]:
             item.config.hook.pytest_chaos_experiment_recorded(item=item, record=exp.record)
 
 
+class XdistController:
+    """pytest-xdist hooks, registered on the controller only when xdist is installed."""
+
+    def __init__(self, chaos: ChaosSession, merge: WorkerMerge) -> None:
+        self._chaos = chaos
+        self._merge = merge
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        """Every worker gets the run's id and seed: one journal, one seed to replay it."""
+        node.workerinput[KEY] = worker_input(self._chaos.run_id, self._chaos.settings.seed)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        self._merge.collected(ids)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: object | None) -> None:
+        output = getattr(node, "workeroutput", None)
+        self._merge.node_down(node.workerinput["workerid"], output, error)
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    chaos = session.config.stash[SESSION_KEY]
-    chaos.close()
-    session.config.hook.pytest_chaos_session_reports(config=session.config, session=chaos)
+    config = session.config
+    chaos = config.stash[SESSION_KEY]
+    if chaos.role is not None:  # an xdist worker: its records go home, the controller reports
+        try:
+            chaos.close()
+        finally:
+            facts = chaos.environment_facts
+            config.workeroutput[KEY] = worker_output(chaos.role.worker_id, chaos.records, facts)
+        return
+    merge = config.stash.get(MERGE_KEY, None)
+    try:
+        if merge is not None:  # the xdist controller: every worker is down by now
+            chaos.merge(merge.records(), merge.environment())
+    finally:
+        chaos.close()
+    config.hook.pytest_chaos_session_reports(config=config, session=chaos)
 
 
 class DefaultReporters:
@@ -233,7 +277,7 @@ class DefaultReporters:
 
     def __init__(self, config: pytest.Config) -> None:
         self._alluredir = config.getoption("allure_report_dir", None)
-        self._controller = not hasattr(config, "workerinput")  # pytest-xdist: controller only
+        self._controller = not hasattr(config, "workerinput")  # xdist workers send records home
 
     @pytest.hookimpl(trylast=True)
     def pytest_chaos_experiment_recorded(self, item: pytest.Item, record: ExperimentRecord) -> None:
@@ -253,7 +297,9 @@ class DefaultReporters:
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     chaos = terminalreporter.config.stash[SESSION_KEY]
-    if not chaos.records:
+    merge = terminalreporter.config.stash.get(MERGE_KEY, None)
+    merge_lines = [] if merge is None else merge.lines()  # also: workers that sent nothing
+    if not chaos.records and not merge_lines:
         return
     terminalreporter.write_sep("=", "chaos: failure modes and customer impact")
     terminalreporter.write_line(summary(chaos.records))
@@ -261,5 +307,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_line(line)
     if chaos.journal_path is not None:
         terminalreporter.write_line(f"journal: {chaos.journal_path}")
+    for line in merge_lines:
+        terminalreporter.write_line(line)
     for line in terminalreporter.config.stash.get(REPORT_LINES_KEY, []):
         terminalreporter.write_line(line)

@@ -1,12 +1,14 @@
 """Per-run state shared by all experiments: settings, ledger, catalog, the environment, the journal.
 
 Works without pytest (the plugin keeps one in config.stash); the environment starts lazily on the
-first experiment and stops once at the end of the run.
+first experiment and stops once at the end of the run. Under pytest-xdist every worker has one
+(its `role` says which) and the controller's merges their records into the run's one journal.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +17,7 @@ from chaos.coverage import Coverage, FailureMode, coverage, required_modes
 from chaos.errors import ConfigError, EnvironmentFailure
 from chaos.experiment import Experiment, ExperimentListener, ExperimentSettings
 from chaos.ledger import Ledger
+from chaos.parallel import WorkerRole, check_parallel_safe
 from chaos.record import ExperimentRecord
 from chaos.report.journal import Journal
 from chaos.settings import ChaosSettings
@@ -28,9 +31,10 @@ if TYPE_CHECKING:
 class ChaosSession:
     """Everything one run of experiments shares."""
 
-    def __init__(self, settings: ChaosSettings) -> None:
-        self.settings = settings
-        self.ledger = Ledger(settings.state_dir)
+    def __init__(self, settings: ChaosSettings, role: WorkerRole | None = None) -> None:
+        self.role = role  # None: a serial run, or the controller of an xdist run
+        self.settings = settings if role is None else replace(settings, seed=role.seed)
+        self.ledger = Ledger(settings.state_dir, None if role is None else role.own_run_id)
         self.run_id = self.ledger.run_id
         self.records: list[ExperimentRecord] = []
         self.sweep_report: SweepReport | None = None
@@ -41,8 +45,12 @@ class ChaosSession:
         self._env_facts: dict[str, str] = {"kind": settings.env}
 
     def start(self) -> None:
-        """Sweep what dead runs left behind, then open this run's ledger."""
-        self.sweep_report = sweep(self.settings.state_dir)
+        """Sweep what dead runs left behind, then open this run's ledger.
+
+        xdist workers do not sweep: the controller did before it started them.
+        """
+        if self.role is None:
+            self.sweep_report = sweep(self.settings.state_dir)
         self.ledger.open()
 
     def catalog(self) -> Catalog:
@@ -74,23 +82,33 @@ class ChaosSession:
         if self.settings.env == "local":
             from chaos.environments.local import LocalEnvironment
 
-            return LocalEnvironment.from_catalog(
+            local = LocalEnvironment.from_catalog(
                 catalog,
                 run_id=self.run_id,
                 state_dir=self.settings.state_dir / "runs" / self.run_id,
                 tracker=self.ledger,
                 proxy_url=self.settings.proxy_url,
             )
+            fixed = [f"{name} port {s.port}" for name, s in local.spec.services.items() if s.port]
+            fix = f"set `port: 0` for them in {local.spec.path} (each copy then gets free ports)"
+            check_parallel_safe("local", fixed, fix, self.role)
+            return local
         if self.settings.env == "compose":
             from chaos.environments.compose import ComposeEnvironment
+            from chaos.environments.compose_config import fixed_host_bindings
 
-            return ComposeEnvironment.from_catalog(
+            compose = ComposeEnvironment.from_catalog(
                 catalog,
-                run_id=self.run_id,
+                run_id=self.run_id,  # under xdist it ends in the worker id: one project each
                 state_dir=self.settings.state_dir / "runs" / self.run_id,
                 tracker=self.ledger,
                 proxy_url=self.settings.proxy_url,
             )
+            fix = (
+                f"remove them from {compose.compose_file} (every catalog port is published anyway)"
+            )
+            check_parallel_safe("compose", fixed_host_bindings(compose.config), fix, self.role)
+            return compose
         raise ConfigError(f"--chaos-env {self.settings.env}: unknown environment kind")
 
     def experiment(
@@ -113,6 +131,19 @@ class ChaosSession:
 
     def add(self, record: ExperimentRecord) -> None:
         self.records.append(record)
+
+    @property
+    def environment_facts(self) -> dict[str, str]:
+        """What the journal says about the environment (its describe(), once started)."""
+        return dict(self._env_facts)
+
+    def merge(self, records: Iterable[ExperimentRecord], environment: Mapping[str, str]) -> None:
+        """Take the experiments xdist workers ran, as if this session had run them."""
+        self.records.extend(records)
+        if environment:
+            self._env_facts = {**self._env_facts, **environment}
+        if self.records and self.settings.catalog is not None:
+            self.catalog()  # the workers loaded it to run them; coverage needs it here too
 
     def matrix(self, tier: int | None = None, kinds: list[str] | None = None) -> list[FailureMode]:
         """The failure modes the catalog requires (optionally of one tier / some kinds)."""
@@ -141,7 +172,7 @@ class ChaosSession:
                 self._env.stop()
         finally:
             self._env = None
-            if self.records:
+            if self.records and self.role is None:  # a worker's records go home to the controller
                 self.journal_path = self._journal().write(self.settings.results)
             self.ledger.close()
 

@@ -44,6 +44,29 @@ def is_loopback(host: str | None) -> bool:
         return host == "localhost"
 
 
+def published_port(entry: Any) -> str | None:
+    """The host port a `ports` entry publishes on (None: Compose picks a free one)."""
+    if isinstance(entry, Mapping):
+        published = str(entry.get("published") or "")
+    else:
+        parts = str(entry).split("/")[0].rsplit(":", 2)
+        published = parts[-2] if len(parts) >= 2 else ""
+    return None if published in ("", "0") else published
+
+
+def fixed_host_bindings(config: Mapping[str, Any]) -> list[str]:
+    """What two projects of the same compose file cannot both have: host ports, container names."""
+    fixed: list[str] = []
+    for name, service in (config.get("services") or {}).items():
+        for entry in service.get("ports") or ():
+            port = published_port(entry)
+            if port is not None:
+                fixed.append(f"{name} host port {port}")
+        if service.get("container_name"):
+            fixed.append(f"{name} container_name {service['container_name']}")
+    return fixed
+
+
 def check_compose(catalog: Catalog, config: Mapping[str, Any], compose_file: Path) -> None:
     """Refuse what the environment cannot honour, before anything is started."""
     services = config["services"]
