@@ -12,7 +12,6 @@ user_properties (reports, JUnit XML) and printed.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Mapping
 
@@ -43,66 +42,28 @@ def first_ready(events: list[LifecycleEvent], since: float) -> dict[str, float]:
     return ready
 
 
-class ReadyWatch:
-    """Each service's first ready event after `since`, read every POLL seconds while it runs.
+def wait_all_ready(
+    env: Environment, since: float, timeout: float = RESTORE_WAIT
+) -> dict[str, float]:
+    """First ready time (after `since`) of every catalog service, waiting (bounded) for the last.
 
-    Docker keeps only its last 256 events and the compose healthchecks' execs fill that within
-    seconds, so compose events must be read while the experiment runs, not after it. (The local
-    supervisor keeps every event; reading it as it goes changes nothing there.)
+    Journeys may recover before a soft dependency is back, so this waits for all of them. Both
+    environments keep every lifecycle event of the run (compose subscribes to Docker's event
+    stream at start), so reading them afterwards misses nothing.
     """
-
-    def __init__(self, env: Environment, since: float) -> None:
-        self.env = env
-        self.since = since
-        self.error: Exception | None = None
-        self._ready: dict[str, float] = {}
-        self._lock = threading.Lock()  # the watch thread and wait_all both merge reads
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="ready-watch", daemon=True)
-
-    def __enter__(self) -> ReadyWatch:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        while not self._stop.wait(POLL):
-            self.read()
-
-    def read(self) -> dict[str, float]:
-        """Merge what the environment's event log holds now; the first ready times so far."""
-        try:
-            seen = first_ready(self.env.events, self.since)
-        except Exception as err:  # a failed read: the next poll retries; shown if all fail
-            self.error = err
-            seen = {}
-        with self._lock:
-            for name, at in seen.items():
-                self._ready[name] = min(at, self._ready.get(name, at))
-            return dict(self._ready)
-
-    def wait_all(self, timeout: float = RESTORE_WAIT) -> dict[str, float]:
-        """First ready time of every catalog service, waiting (bounded) for the last one.
-
-        Journeys may recover before a soft dependency is back, so this waits for all of them.
-        """
-        services = list(self.env.catalog.services)
-        deadline = time.monotonic() + timeout
-        while True:
-            ready = self.read()
-            missing = [name for name in services if name not in ready]
-            if not missing:
-                return ready
-            if time.monotonic() >= deadline:
-                raise EnvironmentFailure(
-                    f"{', '.join(missing)} not ready {timeout:.0f}s after the shop recovered "
-                    f"(ready: {', '.join(ready) or 'none'}; last read error: {self.error}); "
-                    "see the services' logs"
-                )
-            time.sleep(POLL)
+    services = list(env.catalog.services)
+    deadline = time.monotonic() + timeout
+    while True:
+        ready = first_ready(env.events, since)
+        missing = [name for name in services if name not in ready]
+        if not missing:
+            return ready
+        if time.monotonic() >= deadline:
+            raise EnvironmentFailure(
+                f"{', '.join(missing)} not ready {timeout:.0f}s after the shop recovered "
+                f"(ready: {', '.join(ready) or 'none'}); see the services' logs"
+            )
+        time.sleep(POLL)
 
 
 def order_violations(catalog: Catalog, ready: Mapping[str, float], resolution: float) -> list[str]:
@@ -125,11 +86,10 @@ def test_data_centre_failure(experiment: Experiment, request: pytest.FixtureRequ
     catalog = env.catalog
     order = catalog.restore_sequence()
     crashed_at = time.monotonic()
-    with ReadyWatch(env, crashed_at) as watch:
-        with experiment.inject(*(kill(name) for name in order)):
-            experiment.observe("2s")
-        experiment.recover()
-        ready = watch.wait_all()
+    with experiment.inject(*(kill(name) for name in order)):
+        experiment.observe("2s")
+    experiment.recover()
+    ready = wait_all_ready(env, crashed_at)
     seen = sorted(order, key=ready.__getitem__)
     for name in order:
         record((f"ttr_service_{name}", round(ready[name] - crashed_at, 3)))
