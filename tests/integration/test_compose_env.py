@@ -124,13 +124,6 @@ def test_project_names_are_per_run_and_valid_for_compose() -> None:
 
 
 @pytest.fixture(scope="module")
-def client() -> Iterator[docker.DockerClient]:
-    client = docker.from_env(timeout=60)
-    yield client
-    client.close()
-
-
-@pytest.fixture(scope="module")
 def started(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeEnvironment]:
     images()
     state = tmp_path_factory.mktemp("compose-state")
@@ -144,7 +137,7 @@ def started(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeEnviron
 
 @pytest.mark.docker
 def test_up_and_down_leave_nothing_and_release_the_ledger_entry(
-    tmp_path: Path, client: docker.DockerClient
+    tmp_path: Path, docker_client: docker.DockerClient
 ) -> None:
     images()
     run_id = new_run_id()
@@ -156,7 +149,7 @@ def test_up_and_down_leave_nothing_and_release_the_ledger_entry(
         entries = read_ledger(ledger.path).open_entries
         assert [e.recipe.action for e in entries] == ["compose.down"]
         assert entries[0].recipe.args == {"project": env.project, "run_id": run_id}
-        created = min(c.attrs["Created"] for c in client.containers.list(
+        created = min(c.attrs["Created"] for c in docker_client.containers.list(
             all=True, filters={"label": f"{RUN_LABEL}={run_id}"}))  # fmt: skip
         recorded = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(entries[0].opened_at))
         assert recorded <= created[:19], "the ledger entry is written before `up`"
@@ -166,7 +159,7 @@ def test_up_and_down_leave_nothing_and_release_the_ledger_entry(
         began = time.monotonic()
         env.stop()
         print(f"down: {time.monotonic() - began:.2f}s")
-        assert leftovers(client, run_id, env.project) == []
+        assert leftovers(docker_client, run_id, env.project) == []
         assert not env.override_path.exists()
         assert ledger.open_entries == []
         env.stop()  # idempotent
@@ -174,9 +167,9 @@ def test_up_and_down_leave_nothing_and_release_the_ledger_entry(
 
 @pytest.mark.docker
 def test_everything_is_labelled_and_published_on_loopback_only(
-    started: ComposeEnvironment, client: docker.DockerClient
+    started: ComposeEnvironment, docker_client: docker.DockerClient
 ) -> None:
-    ours = client.containers.list(filters={"label": f"{PROJECT_LABEL}={started.project}"})
+    ours = docker_client.containers.list(filters={"label": f"{PROJECT_LABEL}={started.project}"})
     assert sorted(c.labels["com.docker.compose.service"] for c in ours) == [
         "back",
         SIDECAR,
@@ -186,7 +179,7 @@ def test_everything_is_labelled_and_published_on_loopback_only(
         assert container.labels[RUN_LABEL] == started.run_id
         for bindings in container.attrs["NetworkSettings"]["Ports"].values():
             assert {b["HostIp"] for b in bindings or ()} <= {"127.0.0.1"}, container.name
-    networks = client.networks.list(filters={"label": f"{PROJECT_LABEL}={started.project}"})
+    networks = docker_client.networks.list(filters={"label": f"{PROJECT_LABEL}={started.project}"})
     assert networks and all(n.attrs["Labels"][RUN_LABEL] == started.run_id for n in networks)
     for service in ("back", "front"):
         assert started.endpoint(service).startswith("http://127.0.0.1:")
@@ -269,7 +262,7 @@ def _variant(tmp_path: Path, edit: Any) -> Path:
 
 @pytest.mark.docker
 def test_bad_input_is_refused_before_anything_starts(
-    tmp_path: Path, client: docker.DockerClient
+    tmp_path: Path, docker_client: docker.DockerClient
 ) -> None:
     run_id = new_run_id()
     catalog = load_catalog(CATALOG)
@@ -293,16 +286,16 @@ def test_bad_input_is_refused_before_anything_starts(
             ComposeEnvironment.from_catalog(
                 load_catalog(_variant(where, edit)), run_id=run_id, state_dir=tmp_path
             )
-    assert labelled(client, f"{RUN_LABEL}={run_id}") == []
+    assert labelled(docker_client, f"{RUN_LABEL}={run_id}") == []
 
 
 @pytest.mark.docker
 def test_an_existing_project_of_the_same_name_is_refused(
-    tmp_path: Path, client: docker.DockerClient
+    tmp_path: Path, docker_client: docker.DockerClient
 ) -> None:
     images()
     run_id = new_run_id()
-    squatter = client.networks.create(
+    squatter = docker_client.networks.create(
         f"{project_name(run_id)}_default", labels={PROJECT_LABEL: project_name(run_id)}
     )
     try:
@@ -314,6 +307,6 @@ def test_an_existing_project_of_the_same_name_is_refused(
                 env.start()
             assert ledger.open_entries == []
         squatter.reload()  # still there: not ours to remove
-        assert labelled(client, f"{RUN_LABEL}={run_id}") == []
+        assert labelled(docker_client, f"{RUN_LABEL}={run_id}") == []
     finally:
         squatter.remove()

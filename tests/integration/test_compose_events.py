@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import docker
@@ -28,21 +27,16 @@ NOISE_BATCH = 50  # `docker exec`s per batch: three events each (exec_create, ex
 NOISE_BATCHES = 20  # bound: 3000 events, far beyond any buffer Docker keeps
 
 
-@pytest.fixture(scope="module")
-def client() -> Iterator[docker.DockerClient]:
-    client = docker.from_env(timeout=60)
-    yield client
-    client.close()
-
-
 def _event_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith("docker-events-")]
 
 
-def _logged_deaths(client: docker.DockerClient, run_id: str, service: str, since: float) -> int:
+def _logged_deaths(
+    docker_client: docker.DockerClient, run_id: str, service: str, since: float
+) -> int:
     """`die` events of `service` still in Docker's own log (what the old reading relied on)."""
     filters = {"type": "container", "label": f"{RUN_LABEL}={run_id}"}
-    logged = client.events(since=since, until=time.time(), decode=True, filters=filters)
+    logged = docker_client.events(since=since, until=time.time(), decode=True, filters=filters)
     return sum(
         e.get("Action") == "die" and e["Actor"]["Attributes"].get(SERVICE_LABEL) == service
         for e in logged
@@ -50,7 +44,7 @@ def _logged_deaths(client: docker.DockerClient, run_id: str, service: str, since
 
 
 def test_a_crash_and_its_restart_outlive_dockers_event_buffer(
-    tmp_path: Path, client: docker.DockerClient
+    tmp_path: Path, docker_client: docker.DockerClient
 ) -> None:
     images()
     run_id = new_run_id()
@@ -62,14 +56,18 @@ def test_a_crash_and_its_restart_outlive_dockers_event_buffer(
             began = time.time() - 1.0
             env.lifecycle.crash("back")
             env.wait_ready("back", timeout=20)  # restarted by `restart: unless-stopped`
-            assert _logged_deaths(client, run_id, "back", began) == 1
+            assert _logged_deaths(docker_client, run_id, "back", began) == 1
             front, noise = env.lifecycle.container("front").id, time.monotonic()
             for _ in range(NOISE_BATCHES):
                 for _ in range(NOISE_BATCH):
-                    client.api.exec_start(client.api.exec_create(front, ["true"]), detach=True)
-                if not _logged_deaths(client, run_id, "back", began):
+                    docker_client.api.exec_start(
+                        docker_client.api.exec_create(front, ["true"]), detach=True
+                    )
+                if not _logged_deaths(docker_client, run_id, "back", began):
                     break
-            assert not _logged_deaths(client, run_id, "back", began), "Docker forgot the crash"
+            assert not _logged_deaths(docker_client, run_id, "back", began), (
+                "Docker forgot the crash"
+            )
             print(f"\nDocker's log overwritten after {time.monotonic() - noise:.1f}s of noise")
             events = [e for e in env.events if e.service == "back"]
             kinds = [(e.kind, e.requested) for e in events]
@@ -83,11 +81,11 @@ def test_a_crash_and_its_restart_outlive_dockers_event_buffer(
         assert _event_threads() == [], "stop() ends the subscription"
         kept = {(e.service, e.kind, e.wall) for e in env.events}
         assert {(e.service, e.kind, e.wall) for e in events} <= kept, "still readable after stop"
-    assert leftovers(client, run_id, env.project) == []
+    assert leftovers(docker_client, run_id, env.project) == []
 
 
 def test_a_failed_start_leaves_no_subscription_behind(
-    tmp_path: Path, client: docker.DockerClient
+    tmp_path: Path, docker_client: docker.DockerClient
 ) -> None:
     images()
     run_id = new_run_id()
@@ -100,4 +98,4 @@ def test_a_failed_start_leaves_no_subscription_behind(
             env.start()
         assert ledger.open_entries == []
     assert _event_threads() == []
-    assert leftovers(client, run_id, env.project) == []
+    assert leftovers(docker_client, run_id, env.project) == []

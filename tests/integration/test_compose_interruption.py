@@ -48,23 +48,18 @@ def test_held_faults(experiment):
 """
 
 
-@pytest.fixture(scope="module")
-def client() -> Iterator[docker.DockerClient]:
-    client = docker.from_env(timeout=60)
-    yield client
-    client.close()
-
-
 def _run_id(state: Path) -> str | None:
     files = list(ledger_files(state))
     return read_ledger(files[0]).run_id if files else None
 
 
-def _faults_held(client: docker.DockerClient, project: str) -> bool:
+def _faults_held(docker_client: docker.DockerClient, project: str) -> bool:
     """front paused and back on no network: both faults are in effect."""
     by_service = {
         c.labels[SERVICE_LABEL]: c
-        for c in client.containers.list(filters={"label": f"com.docker.compose.project={project}"})
+        for c in docker_client.containers.list(
+            filters={"label": f"com.docker.compose.project={project}"}
+        )
     }
     if not {"front", "back"} <= set(by_service):
         return False
@@ -76,26 +71,26 @@ def _docker_cli(*args: str) -> str:
     return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=30).stdout
 
 
-def _events(client: docker.DockerClient, since: float, **filters: str) -> list[dict]:
-    return list(client.events(since=since, until=time.time(), decode=True, filters=filters))
+def _events(docker_client: docker.DockerClient, since: float, **filters: str) -> list[dict]:
+    return list(docker_client.events(since=since, until=time.time(), decode=True, filters=filters))
 
 
 @pytest.fixture
-def decoys(client: docker.DockerClient) -> Iterator[Decoys]:
+def decoys(docker_client: docker.DockerClient) -> Iterator[Decoys]:
     images()
-    found = start_decoys(client, "chaos-" + new_run_id().lower())
+    found = start_decoys(docker_client, "chaos-" + new_run_id().lower())
     try:
         yield found
     finally:
-        remove_decoys(client, found)
+        remove_decoys(docker_client, found)
 
 
 def test_chaos_clean_restores_and_removes_what_a_sigkilled_run_left(
-    tmp_path: Path, client: docker.DockerClient, decoys: Decoys
+    tmp_path: Path, docker_client: docker.DockerClient, decoys: Decoys
 ) -> None:
     (tmp_path / "test_inner.py").write_text(INNER)
     state = tmp_path / "state"
-    snapshot = decoys.snapshot(client)
+    snapshot = decoys.snapshot(docker_client)
     proc = subprocess.Popen(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_inner.py",
          f"--chaos-catalog={CATALOG}", "--chaos-env=compose", f"--chaos-state-dir={state}",
@@ -106,8 +101,8 @@ def test_chaos_clean_restores_and_removes_what_a_sigkilled_run_left(
     try:
         assert wait_until(lambda: _run_id(state) is not None, 30), "the run never opened a ledger"
         project = project_name(_run_id(state) or "")
-        ended = lambda: _faults_held(client, project) or proc.poll() is not None  # noqa: E731
-        if not wait_until(ended, 90, poll=0.2) or not _faults_held(client, project):
+        ended = lambda: _faults_held(docker_client, project) or proc.poll() is not None  # noqa: E731
+        if not wait_until(ended, 90, poll=0.2) or not _faults_held(docker_client, project):
             proc.kill()
             pytest.fail("faults never held:\n" + proc.communicate(timeout=30)[0].decode()[-3000:])
     finally:
@@ -115,9 +110,11 @@ def test_chaos_clean_restores_and_removes_what_a_sigkilled_run_left(
         proc.wait(timeout=30)
     run_id = _run_id(state) or ""
     killed_at = time.time()
-    assert leftovers(client, run_id, project), "SIGKILL leaves the project behind (the point)"
+    assert leftovers(docker_client, run_id, project), (
+        "SIGKILL leaves the project behind (the point)"
+    )
     front, back = (
-        client.containers.list(
+        docker_client.containers.list(
             filters={"label": [f"{RUN_LABEL}={run_id}", f"{SERVICE_LABEL}={s}"]}
         )[0]
         for s in ("front", "back")
@@ -131,20 +128,20 @@ def test_chaos_clean_restores_and_removes_what_a_sigkilled_run_left(
     assert len(lines) == 3, done.stdout
     assert "disconnect back" in lines[0] and "pause front" in lines[1]
     assert f"compose project {project}" in lines[2]
-    unpaused = _events(client, killed_at, container=front.id, event="unpause")
+    unpaused = _events(docker_client, killed_at, container=front.id, event="unpause")
     assert unpaused, "clean unpaused front before removing it"
-    connects = _events(client, killed_at, type="network", event="connect")
+    connects = _events(docker_client, killed_at, type="network", event="connect")
     assert any(e["Actor"]["Attributes"].get("container") == back.id for e in connects)
-    assert leftovers(client, run_id, project) == []
+    assert leftovers(docker_client, run_id, project) == []
     assert run_id not in _docker_cli("ps", "-a", "--format", "{{.Names}} {{.Labels}}")
     assert project not in _docker_cli("ps", "-a", "--format", "{{.Names}}")
     assert project not in _docker_cli("network", "ls", "--format", "{{.Name}}")
     assert not list(ledger_files(state)), "every entry reverted: the ledger is gone"
-    assert decoys.snapshot(client) == snapshot, "clean touched a decoy"
+    assert decoys.snapshot(docker_client) == snapshot, "clean touched a decoy"
 
 
 def test_the_label_sweep_removes_only_objects_of_dead_owners(
-    client: docker.DockerClient,
+    docker_client: docker.DockerClient,
 ) -> None:
     images()
     child = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -155,8 +152,8 @@ def test_the_label_sweep_removes_only_objects_of_dead_owners(
     made = []
     for run, owner in ((dead, dead_owner), (alive, me), (listed, dead_owner)):
         labels = {RUN_LABEL: run, OWNER_LABEL: owner}
-        made.append(client.networks.create(f"chaos-sweep-{run.lower()}", labels=labels))
-        made.append(client.containers.create(SERVICE_IMAGE, labels=labels, command=["true"]))
+        made.append(docker_client.networks.create(f"chaos-sweep-{run.lower()}", labels=labels))
+        made.append(docker_client.containers.create(SERVICE_IMAGE, labels=labels, command=["true"]))
     try:
         removed = sweep_labelled(live_run_ids=[listed])
         assert sorted(removed) == sorted(
@@ -165,14 +162,14 @@ def test_the_label_sweep_removes_only_objects_of_dead_owners(
                 f"run {dead}: container {made[1].name}",
             ]
         )
-        assert labelled(client, f"{RUN_LABEL}={dead}") == []
-        assert len(labelled(client, f"{RUN_LABEL}={alive}")) == 2, "owner alive: left alone"
-        assert len(labelled(client, f"{RUN_LABEL}={listed}")) == 2, "live run: left alone"
+        assert labelled(docker_client, f"{RUN_LABEL}={dead}") == []
+        assert len(labelled(docker_client, f"{RUN_LABEL}={alive}")) == 2, "owner alive: left alone"
+        assert len(labelled(docker_client, f"{RUN_LABEL}={listed}")) == 2, "live run: left alone"
     finally:
         for run in (alive, listed):
-            for container in client.containers.list(
+            for container in docker_client.containers.list(
                 all=True, filters={"label": f"{RUN_LABEL}={run}"}
             ):
                 container.remove(force=True)
-            for network in client.networks.list(filters={"label": f"{RUN_LABEL}={run}"}):
+            for network in docker_client.networks.list(filters={"label": f"{RUN_LABEL}={run}"}):
                 network.remove()

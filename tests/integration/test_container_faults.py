@@ -48,25 +48,20 @@ POLICY_GRACE = 2.5  # seconds to be sure Docker's restart policy is not bringing
 
 
 @pytest.fixture(scope="module")
-def client() -> Iterator[docker.DockerClient]:
-    client = docker.from_env(timeout=60)
-    yield client
-    client.close()
-
-
-@pytest.fixture(scope="module")
 def run_id() -> str:
     return new_run_id()
 
 
 @pytest.fixture(scope="module")
-def decoys(client: docker.DockerClient, run_id: str) -> Iterator[tuple[Decoys, dict]]:
-    found = start_decoys(client, project_name(run_id))
+def decoys(docker_client: docker.DockerClient, run_id: str) -> Iterator[tuple[Decoys, dict]]:
+    found = start_decoys(docker_client, project_name(run_id))
     try:
-        assert wait_until(lambda: all(c.status == "running" for c in found.containers(client)), 10)
-        yield found, found.snapshot(client)
+        assert wait_until(
+            lambda: all(c.status == "running" for c in found.containers(docker_client)), 10
+        )
+        yield found, found.snapshot(docker_client)
     finally:
-        remove_decoys(client, found)
+        remove_decoys(docker_client, found)
 
 
 @pytest.fixture(scope="module")
@@ -214,7 +209,7 @@ def test_an_unknown_service_is_refused_before_anything_is_injected(
 
 
 def test_recipes_are_idempotent_and_act_only_on_our_run(
-    fresh: ComposeEnvironment, decoys: tuple[Decoys, dict], client: docker.DockerClient
+    fresh: ComposeEnvironment, decoys: tuple[Decoys, dict], docker_client: docker.DockerClient
 ) -> None:
     found, _ = decoys
     back = fresh.lifecycle.container("back").id
@@ -222,19 +217,21 @@ def test_recipes_are_idempotent_and_act_only_on_our_run(
     start_recipe(container="0" * 64, run_id=fresh.run_id)  # gone: success
     attachments = [a.to_json() for a in fresh.lifecycle.attachments("back")]
     network_connect_recipe(container=back, run_id=fresh.run_id, networks=attachments)
-    decoy_networks = sorted(client.containers.get(found.plain).attrs["NetworkSettings"]["Networks"])
+    decoy_networks = sorted(
+        docker_client.containers.get(found.plain).attrs["NetworkSettings"]["Networks"]
+    )
     network_connect_recipe(container=found.plain, run_id=fresh.run_id, networks=attachments)
-    after = client.containers.get(found.plain).attrs["NetworkSettings"]["Networks"]
+    after = docker_client.containers.get(found.plain).attrs["NetworkSettings"]["Networks"]
     assert sorted(after) == decoy_networks, "not ours (no run label): left alone"
     compose_down_recipe(project=found.project, run_id=fresh.run_id)
-    assert all(c.status == "running" for c in found.containers(client))
+    assert all(c.status == "running" for c in found.containers(docker_client))
     assert fresh.reconcile() == []
 
 
 def test_blast_radius_decoys_survive_every_fault_clean_and_teardown(
     env: ComposeEnvironment,
     decoys: tuple[Decoys, dict],
-    client: docker.DockerClient,
+    docker_client: docker.DockerClient,
     state: Path,
     ledger: Ledger,
 ) -> None:
@@ -248,7 +245,7 @@ def test_blast_radius_decoys_survive_every_fault_clean_and_teardown(
     env.stop()
     assert sweep(state).ok
     sweep_labelled()
-    assert leftovers(client, env.run_id, env.project) == []
-    current = found.snapshot(client)
+    assert leftovers(docker_client, env.run_id, env.project) == []
+    current = found.snapshot(docker_client)
     assert current == snapshot, "a decoy was touched"
     assert ledger.open_entries == []
