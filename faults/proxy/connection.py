@@ -36,8 +36,9 @@ CHUNK = 1024 * 1024  # at most this much in a direction's pipe
 BURST = 16  # reads per event while they come back full (bulk), so epoll is asked less often
 PIPE_SIZE = CHUNK
 HIGH_WATER = 4 * 1024 * 1024  # stop reading a source when this much waits for its destination
-SMALL = 64 * 1024  # a read below this looks like a request or reply: the peer may answer soon
-COPY_BUFFER = 64 * 1024  # a copy-gear read this size fills it: bulk, switch to splicing
+# The gear boundary: a copy read this size is bulk (splice from then on); a splice read below it
+# is a request or reply again (copy it, and the peer may answer soon)
+BULK = 64 * 1024
 
 
 class Direction:
@@ -125,7 +126,7 @@ class Direction:
         A read that fills the buffer means bulk: the next reads splice (as HAProxy's splice-auto).
         """
         try:
-            data = os.read(self.src_fd, COPY_BUFFER)
+            data = os.read(self.src_fd, BULK)
         except BlockingIOError:
             return True
         except OSError:
@@ -146,7 +147,7 @@ class Direction:
         if sent < n:
             self._queue(data[sent:])
             return False
-        if n == COPY_BUFFER and SPLICE:
+        if n == BULK and SPLICE:
             self.splicing = True
             return False
         self.reactor.expect_reply = True
@@ -174,7 +175,7 @@ class Direction:
             self._splice_out()
             if self.in_pipe:
                 return False
-            if n < SMALL:  # back to the copy gear: `copying` changed, so the interest update runs
+            if n < BULK:  # back to the copy gear: `copying` changed, so the interest update runs
                 self.splicing = False
                 self.reactor.expect_reply = True
                 return False
@@ -261,7 +262,7 @@ class Direction:
         deadline = link.deadline()
         if deadline is not None and (self.timer_at is None or deadline < self.timer_at):
             self.timer_at = deadline
-            self.conn.reactor.call_at(deadline, lambda: self._on_timer(deadline))
+            self.reactor.call_at(deadline, lambda: self._on_timer(deadline))
         if link.idle and not self.wbytes and not (self.eof_out or self.close_out):
             self.link = None  # back to the fast path
             self.timer_at = None
