@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import os
 import re
-import socket
 import subprocess
 import time
 from collections.abc import Mapping
@@ -33,7 +32,7 @@ from chaos.environments.compose_config import (
     proxy_name,
 )
 from chaos.environments.compose_events import DockerEventLog
-from chaos.environments.local import HEALTH_POLL, HEALTH_TIMEOUT, check_health
+from chaos.environments.local import HEALTH_POLL, HEALTH_TIMEOUT, check_health, free_ports
 from chaos.environments.restart_policy import LifecycleEvent
 from chaos.errors import ConfigError, EnvironmentFailure, FaultError, ProxyError
 from chaos.procfs import process_start_ticks
@@ -104,18 +103,6 @@ class ComposeCli:
         if not isinstance(data.get("services"), Mapping):
             raise ConfigError(f"compose file {self.files[0]} declares no services")
         return data
-
-
-def free_ports(count: int) -> list[int]:
-    """`count` distinct free ports on 127.0.0.1, fixed for the run so endpoints survive restarts."""
-    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def owner_token() -> str:
@@ -392,7 +379,8 @@ class ComposeEnvironment(StartStopContext):
             from chaos.images import ensure_images
 
             image = ensure_images(quiet=True).proxy
-        *ports, admin = free_ports(len(self.catalog.services) + 1)
+        # fixed for the run, so endpoints survive restarts
+        *ports, admin = free_ports(["127.0.0.1"] * (len(self.catalog.services) + 1))
         self._wiring = Wiring(
             self.run_id,
             owner_token(),

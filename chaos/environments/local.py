@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import http.client
 import socket
+from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -28,12 +29,22 @@ FIRST_HOST = 10  # services get 127.0.0.10, .11, … in catalog order unless loc
 
 def assign_addresses(catalog: Catalog, spec: LocalSpec) -> dict[str, tuple[str, int]]:
     """Each service's listen address: local.yaml's host or 127.0.0.(10+i), and its port (0: a free one)."""
+    hosts: dict[str, str] = {}
+    for index, name in enumerate(catalog.services):
+        local = spec.services.get(name)
+        if local is None:
+            raise CatalogError(
+                f"catalog service {name!r} has no entry; add services.{name} to {spec.path}",
+                file=spec.path,
+                field=f"services.{name}",
+            )
+        hosts[name] = local.host or f"127.0.0.{FIRST_HOST + index}"
+    unpinned = [name for name in hosts if not spec.services[name].port]
+    chosen = dict(zip(unpinned, free_ports([hosts[name] for name in unpinned]), strict=True))
     addresses: dict[str, tuple[str, int]] = {}
     owners: dict[tuple[str, int], str] = {}
-    with ExitStack() as held:  # free ports stay bound until all are chosen: none comes twice
-        for index, name in enumerate(catalog.services):
-            addresses[name] = _address(spec, name, index, held)
-    for name, address in addresses.items():
+    for name, host in hosts.items():
+        address = (host, spec.services[name].port or chosen[name])
         if address in owners:
             raise CatalogError(
                 f"services {owners[address]!r} and {name!r} both listen on "
@@ -42,26 +53,22 @@ def assign_addresses(catalog: Catalog, spec: LocalSpec) -> dict[str, tuple[str, 
                 field=f"services.{name}.port",
             )
         owners[address] = name
+        addresses[name] = address
     return addresses
 
 
-def _address(spec: LocalSpec, name: str, index: int, held: ExitStack) -> tuple[str, int]:
-    local = spec.services.get(name)
-    if local is None:
-        raise CatalogError(
-            f"catalog service {name!r} has no entry; add services.{name} to {spec.path}",
-            file=spec.path,
-            field=f"services.{name}",
-        )
-    host = local.host or f"127.0.0.{FIRST_HOST + index}"
-    return host, local.port or free_port(host, held)
+def free_ports(hosts: Sequence[str]) -> list[int]:
+    """A port nothing listens on now (the kernel's choice) for each host, all distinct per host.
 
-
-def free_port(host: str, held: ExitStack) -> int:
-    """A port nothing listens on at `host` now (the kernel's choice), held bound until `held` ends."""
-    sock = held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
-    sock.bind((host, 0))
-    return int(sock.getsockname()[1])
+    Every socket stays bound until all are chosen, so the kernel never hands out one port twice.
+    """
+    with ExitStack() as held:
+        sockets = [
+            held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) for _ in hosts
+        ]
+        for sock, host in zip(sockets, hosts, strict=True):
+            sock.bind((host, 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
 
 
 def address_problem(host: str, port: int) -> str | None:
