@@ -31,6 +31,7 @@ from faults.container import OWNER_LABEL, PROJECT_LABEL, RUN_LABEL
 from tests.fixtures.compose.support import (
     CATALOG,
     COMPOSE_FILE,
+    fixture_environment,
     images,
     labelled,
     leftovers,
@@ -125,12 +126,9 @@ def test_project_names_are_per_run_and_valid_for_compose() -> None:
 
 @pytest.fixture(scope="module")
 def started(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeEnvironment]:
-    images()
     state = tmp_path_factory.mktemp("compose-state")
     with Ledger(state) as ledger:
-        env = ComposeEnvironment.from_catalog(
-            load_catalog(CATALOG), run_id=new_run_id(), state_dir=state, tracker=ledger
-        )
+        env = fixture_environment(new_run_id(), state, ledger)
         with env:
             yield env
 
@@ -139,12 +137,9 @@ def started(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeEnviron
 def test_up_and_down_leave_nothing_and_release_the_ledger_entry(
     tmp_path: Path, docker_client: docker.DockerClient
 ) -> None:
-    images()
     run_id = new_run_id()
     with Ledger(tmp_path, run_id=run_id) as ledger:
-        env = ComposeEnvironment.from_catalog(
-            load_catalog(CATALOG), run_id=run_id, state_dir=tmp_path, tracker=ledger
-        )
+        env = fixture_environment(run_id, tmp_path, ledger)
         env.start()
         entries = read_ledger(ledger.path).open_entries
         assert [e.recipe.action for e in entries] == ["compose.down"]
@@ -300,9 +295,7 @@ def test_an_existing_project_of_the_same_name_is_refused(
     )
     try:
         with Ledger(tmp_path, run_id=run_id) as ledger:
-            env = ComposeEnvironment.from_catalog(
-                load_catalog(CATALOG), run_id=run_id, state_dir=tmp_path, tracker=ledger
-            )
+            env = fixture_environment(run_id, tmp_path, ledger)
             with pytest.raises(EnvironmentFailure, match=r"already exists .*refusing to share it"):
                 env.start()
             assert ledger.open_entries == []

@@ -14,13 +14,11 @@ from pathlib import Path
 import docker
 import pytest
 
-from chaos.catalog import load_catalog
-from chaos.environments.compose import ComposeEnvironment
 from chaos.environments.restart_policy import EventKind, recovery_times
 from chaos.errors import EnvironmentFailure
 from chaos.ledger import Ledger
 from faults.container import RUN_LABEL, SERVICE_LABEL
-from tests.fixtures.compose.support import CATALOG, COMPOSE_FILE, images, leftovers, new_run_id
+from tests.fixtures.compose.support import fixture_environment, leftovers, new_run_id
 
 pytestmark = pytest.mark.docker
 NOISE_BATCH = 50  # `docker exec`s per batch: three events each (exec_create, exec_start, exec_die)
@@ -46,12 +44,9 @@ def _logged_deaths(
 def test_a_crash_and_its_restart_outlive_dockers_event_buffer(
     tmp_path: Path, docker_client: docker.DockerClient
 ) -> None:
-    images()
     run_id = new_run_id()
     with Ledger(tmp_path, run_id=run_id) as ledger:
-        env = ComposeEnvironment.from_catalog(
-            load_catalog(CATALOG), run_id=run_id, state_dir=tmp_path, tracker=ledger
-        )
+        env = fixture_environment(run_id, tmp_path, ledger)
         with env:
             began = time.time() - 1.0
             env.lifecycle.crash("back")
@@ -87,13 +82,9 @@ def test_a_crash_and_its_restart_outlive_dockers_event_buffer(
 def test_a_failed_start_leaves_no_subscription_behind(
     tmp_path: Path, docker_client: docker.DockerClient
 ) -> None:
-    images()
     run_id = new_run_id()
     with Ledger(tmp_path, run_id=run_id) as ledger:
-        env = ComposeEnvironment(
-            load_catalog(CATALOG), COMPOSE_FILE, run_id=run_id, state_dir=tmp_path,
-            tracker=ledger, ready_timeout=0.0,
-        )  # fmt: skip
+        env = fixture_environment(run_id, tmp_path, ledger, ready_timeout=0.0)
         with pytest.raises(EnvironmentFailure, match="did not become ready within 0s"):
             env.start()
         assert ledger.open_entries == []

@@ -15,7 +15,6 @@ from pathlib import Path
 import docker
 import pytest
 
-from chaos.catalog import load_catalog
 from chaos.environments.compose import ComposeEnvironment, project_name
 from chaos.environments.restart_policy import recovery_times
 from chaos.errors import UnknownTarget
@@ -32,9 +31,8 @@ from faults.process import kill, pause, restart, stop
 from reconcilers.docker_sweep import sweep_labelled
 from reconcilers.sweeper import sweep
 from tests.fixtures.compose.support import (
-    CATALOG,
     Decoys,
-    images,
+    fixture_environment,
     leftovers,
     new_run_id,
     remove_decoys,
@@ -77,10 +75,7 @@ def ledger(state: Path, run_id: str) -> Iterator[Ledger]:
 
 @pytest.fixture(scope="module")
 def env(decoys: object, ledger: Ledger, state: Path, run_id: str) -> Iterator[ComposeEnvironment]:
-    images()
-    env = ComposeEnvironment.from_catalog(
-        load_catalog(CATALOG), run_id=run_id, state_dir=state, tracker=ledger
-    )
+    env = fixture_environment(run_id, state, ledger)
     with env:
         yield env
 
